@@ -1,0 +1,537 @@
+//! Configuration: [`raw`] is what the user wrote (serde, unknown keys rejected), [`Config`] is what
+//! we run with. `Config::from_toml` validates everything and reports *every* semantic error with
+//! file, line and key; a TOML syntax or type error stops parsing and is reported on its own.
+
+pub mod raw;
+
+use raw::{OneOrMany, RawConfig, S};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_ROOT: &str = "/var/lib/pxe-boot";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ferroboot";
+pub const DEFAULT_TFTP_PORT: u16 = 69;
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+
+/// One configuration error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line; 0 when the error is not tied to a line (e.g. the file cannot be read).
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}: {}", self.file.display(), self.line, self.key, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+/// All errors found in one file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DhcpMode {
+    Off,
+    Server,
+    Proxy,
+}
+
+impl DhcpMode {
+    pub fn parse(s: &str) -> Option<DhcpMode> {
+        match s {
+            "off" => Some(DhcpMode::Off),
+            "server" => Some(DhcpMode::Server),
+            "proxy" => Some(DhcpMode::Proxy),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DhcpMode::Off => "off",
+            DhcpMode::Server => "server",
+            DhcpMode::Proxy => "proxy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpConfig {
+    pub mode: DhcpMode,
+    pub subnet: Option<Ipv4Addr>,
+    pub netmask: Option<Ipv4Addr>,
+    pub broadcast: Option<Ipv4Addr>,
+    pub range: Option<(Ipv4Addr, Ipv4Addr)>,
+    pub router: Option<Ipv4Addr>,
+    pub domain_name_servers: Vec<Ipv4Addr>,
+    pub domain_name: Option<String>,
+    pub lease_time: Duration,
+}
+
+impl Default for DhcpConfig {
+    fn default() -> Self {
+        DhcpConfig {
+            mode: DhcpMode::Off,
+            subnet: None,
+            netmask: None,
+            broadcast: None,
+            range: None,
+            router: None,
+            domain_name_servers: Vec::new(),
+            domain_name: None,
+            lease_time: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TftpConfig {
+    pub enabled: bool,
+    pub port: u16,
+    /// Most concurrent sessions; further requests get error 0 "server busy".
+    pub max_sessions: usize,
+    /// Largest blksize we accept. `None`: the interface MTU − 32 (1468 on a 1500 MTU).
+    pub max_blksize: Option<u16>,
+    /// Largest RFC 7440 windowsize we accept.
+    pub max_windowsize: u16,
+    /// Retransmit timeout when the client does not ask for one (RFC 2349 `timeout`).
+    pub timeout: Duration,
+    /// Retransmissions of one packet before the session is abandoned.
+    pub retries: u8,
+}
+
+impl Default for TftpConfig {
+    fn default() -> Self {
+        TftpConfig {
+            enabled: true,
+            port: DEFAULT_TFTP_PORT,
+            max_sessions: 1024,
+            max_blksize: None,
+            max_windowsize: 64,
+            timeout: Duration::from_millis(1000),
+            retries: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub port: u16,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { enabled: true, port: DEFAULT_HTTP_PORT }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub mac: [u8; 6],
+    pub profile: Option<String>,
+    pub hostname: Option<String>,
+    pub ip_address: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub kernel: String,
+    pub initrd: Vec<String>,
+    pub cmdline: String,
+}
+
+/// The validated configuration ferroboot runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+    pub interface: Option<String>,
+    pub server_address: Option<Ipv4Addr>,
+    pub listen: Ipv4Addr,
+    pub root: PathBuf,
+    pub state_dir: PathBuf,
+    pub dhcp: DhcpConfig,
+    pub tftp: TftpConfig,
+    pub http: HttpConfig,
+    pub nodes: Vec<Node>,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            interface: None,
+            server_address: None,
+            listen: Ipv4Addr::UNSPECIFIED,
+            root: PathBuf::from(DEFAULT_ROOT),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            dhcp: DhcpConfig::default(),
+            tftp: TftpConfig::default(),
+            http: HttpConfig::default(),
+            nodes: Vec::new(),
+            profiles: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                key: "(file)".into(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Config::from_toml(path, &text)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in error messages.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let (line, key) = match e.span() {
+                    Some(span) => (line_of(text, span.start), token_at(text, span)),
+                    None => (0, "(document)".to_string()),
+                };
+                return Err(ConfigErrors(vec![ConfigError {
+                    file: path.to_path_buf(),
+                    line,
+                    key,
+                    message: e.message().trim().to_string(),
+                }]));
+            }
+        };
+        let mut v = Validator { file: path, text, errors: Vec::new() };
+        let cfg = v.config(raw);
+        if v.errors.is_empty() {
+            let mut cfg = cfg;
+            cfg.source = Some(path.to_path_buf());
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(v.errors))
+        }
+    }
+
+    /// A one-line summary for `check-config`.
+    pub fn summary(&self) -> String {
+        format!(
+            "root {}, dhcp {}, tftp {}, http {}, {} node(s), {} profile(s)",
+            self.root.display(),
+            self.dhcp.mode.as_str(),
+            if self.tftp.enabled { format!("on :{}", self.tftp.port) } else { "off".into() },
+            if self.http.enabled { format!("on :{}", self.http.port) } else { "off".into() },
+            self.nodes.len(),
+            self.profiles.len()
+        )
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+fn token_at(text: &str, span: std::ops::Range<usize>) -> String {
+    let end = span.end.min(text.len());
+    let start = span.start.min(end);
+    let tok = text[start..end].lines().next().unwrap_or("").trim();
+    let tok = tok.split(['=', ' ']).next().unwrap_or("").trim_matches('"');
+    if tok.is_empty() { "(value)".into() } else { tok.to_string() }
+}
+
+/// Parses a MAC address written as six hex pairs separated by `:` or `-`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in mac.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(mac)
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line: line_of(self.text, span.start),
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn ip(&mut self, v: &S<String>, key: &str) -> Option<Ipv4Addr> {
+        match v.get_ref().parse::<Ipv4Addr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.err(v.span(), key, format!("{:?} is not an IPv4 address", v.get_ref()));
+                None
+            }
+        }
+    }
+
+    fn opt_ip(&mut self, v: &Option<S<String>>, key: &str) -> Option<Ipv4Addr> {
+        v.as_ref().and_then(|v| self.ip(v, key))
+    }
+
+    fn int(&mut self, v: &S<i64>, key: &str, min: i64, max: i64) -> Option<i64> {
+        let n = *v.get_ref();
+        if n < min || n > max {
+            self.err(v.span(), key, format!("{n} is out of range {min}..={max}"));
+            None
+        } else {
+            Some(n)
+        }
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let mut c = Config::default();
+        c.interface = raw.interface.map(|s| s.into_inner());
+        c.server_address = self.opt_ip(&raw.server_address, "server_address");
+        if let Some(l) = &raw.listen {
+            if let Some(ip) = self.ip(l, "listen") {
+                c.listen = ip;
+            }
+        }
+        if let Some(r) = raw.root {
+            c.root = PathBuf::from(r.into_inner());
+        }
+        if let Some(s) = raw.state_dir {
+            c.state_dir = PathBuf::from(s.into_inner());
+        }
+        if let Some(d) = raw.dhcp {
+            c.dhcp = self.dhcp(d);
+        }
+        if let Some(t) = raw.tftp {
+            self.tftp(&t, &mut c.tftp);
+        }
+        if let Some(h) = raw.http {
+            if let Some(e) = h.enabled {
+                c.http.enabled = e;
+            }
+            if let Some(p) = &h.port {
+                if let Some(p) = self.int(p, "http.port", 1, 65535) {
+                    c.http.port = p as u16;
+                }
+            }
+        }
+        for (name, p) in &raw.profiles {
+            let initrd = match p.get_ref().initrd.as_ref().map(|i| i.get_ref().clone()) {
+                None => Vec::new(),
+                Some(OneOrMany::One(s)) => vec![s],
+                Some(OneOrMany::Many(v)) => v,
+            };
+            let p = p.get_ref();
+            if p.kernel.get_ref().is_empty() {
+                self.err(p.kernel.span(), &format!("profiles.{name}.kernel"), "must not be empty");
+            }
+            c.profiles.insert(
+                name.clone(),
+                Profile {
+                    kernel: p.kernel.get_ref().clone(),
+                    initrd,
+                    cmdline: p.cmdline.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default(),
+                },
+            );
+        }
+        let mut seen_ips: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        for (mac_s, n) in &raw.nodes {
+            let key = format!("nodes.\"{mac_s}\"");
+            let Some(mac) = parse_mac(mac_s) else {
+                self.err(n.span(), &key, format!("{mac_s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"));
+                continue;
+            };
+            let node = n.get_ref();
+            if let Some(p) = &node.profile {
+                if !c.profiles.contains_key(p.get_ref()) && !raw.profiles.is_empty() {
+                    self.err(
+                        p.span(),
+                        &format!("{key}.profile"),
+                        format!("no profile named {:?}", p.get_ref()),
+                    );
+                }
+            }
+            let ip = self.opt_ip(&node.ip_address, &format!("{key}.ip_address"));
+            if let (Some(ip), Some(ipspan)) = (ip, node.ip_address.as_ref().map(|s| s.span())) {
+                if let Some(other) = seen_ips.insert(ip, mac_s.clone()) {
+                    self.err(
+                        ipspan.clone(),
+                        &format!("{key}.ip_address"),
+                        format!("{ip} is also given to {other}"),
+                    );
+                }
+                if let (Some(net), Some(mask)) = (c.dhcp.subnet, c.dhcp.netmask) {
+                    if !in_subnet(ip, net, mask) {
+                        self.err(
+                            ipspan,
+                            &format!("{key}.ip_address"),
+                            format!("{ip} is outside subnet {net}/{mask}"),
+                        );
+                    }
+                }
+            }
+            if c.nodes.iter().any(|x: &Node| x.mac == mac) {
+                self.err(n.span(), &key, "the same MAC is listed twice");
+            }
+            c.nodes.push(Node {
+                mac,
+                profile: node.profile.as_ref().map(|s| s.get_ref().clone()),
+                hostname: node.hostname.as_ref().map(|s| s.get_ref().clone()),
+                ip_address: ip,
+            });
+        }
+        c
+    }
+
+    fn dhcp(&mut self, d: raw::RawDhcp) -> DhcpConfig {
+        let mut c = DhcpConfig::default();
+        if let Some(m) = &d.mode {
+            match DhcpMode::parse(m.get_ref()) {
+                Some(mode) => c.mode = mode,
+                None => self.err(
+                    m.span(),
+                    "dhcp.mode",
+                    format!("{:?}: expected \"off\", \"server\" or \"proxy\"", m.get_ref()),
+                ),
+            }
+        }
+        c.subnet = self.opt_ip(&d.subnet, "dhcp.subnet");
+        c.netmask = self.opt_ip(&d.netmask, "dhcp.netmask");
+        if let (Some(m), Some(span)) = (c.netmask, d.netmask.as_ref().map(|s| s.span())) {
+            let bits = u32::from(m);
+            if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                self.err(span, "dhcp.netmask", format!("{m} is not a contiguous netmask"));
+            }
+        }
+        c.broadcast = self.opt_ip(&d.broadcast, "dhcp.broadcast");
+        c.router = self.opt_ip(&d.router, "dhcp.router");
+        for (i, s) in d.domain_name_servers.iter().enumerate() {
+            if let Some(ip) = self.ip(s, &format!("dhcp.domain_name_servers[{i}]")) {
+                c.domain_name_servers.push(ip);
+            }
+        }
+        c.domain_name = d.domain_name.map(|s| s.into_inner());
+        if let Some(l) = &d.lease_time {
+            if let Some(n) = self.int(l, "dhcp.lease_time", 60, u32::MAX as i64) {
+                c.lease_time = Duration::from_secs(n as u64);
+            }
+        }
+        if let Some(r) = &d.range {
+            let (s, e) = (
+                self.ip(&r.get_ref().start, "dhcp.range.start"),
+                self.ip(&r.get_ref().end, "dhcp.range.end"),
+            );
+            if let (Some(s), Some(e)) = (s, e) {
+                if u32::from(s) > u32::from(e) {
+                    self.err(r.span(), "dhcp.range", format!("start {s} is after end {e}"));
+                }
+                if let (Some(net), Some(mask)) = (c.subnet, c.netmask) {
+                    for (ip, k) in [(s, "dhcp.range.start"), (e, "dhcp.range.end")] {
+                        if !in_subnet(ip, net, mask) {
+                            self.err(r.span(), k, format!("{ip} is outside subnet {net}/{mask}"));
+                        }
+                    }
+                }
+                c.range = Some((s, e));
+            }
+        }
+        if c.mode == DhcpMode::Server {
+            let span = d.mode.as_ref().map(|m| m.span()).unwrap_or(0..0);
+            for (missing, key) in [
+                (c.subnet.is_none() && d.subnet.is_none(), "dhcp.subnet"),
+                (c.netmask.is_none() && d.netmask.is_none(), "dhcp.netmask"),
+                (c.range.is_none() && d.range.is_none(), "dhcp.range"),
+            ] {
+                if missing {
+                    self.err(span.clone(), key, "required when dhcp.mode = \"server\"");
+                }
+            }
+        }
+        c
+    }
+
+    fn tftp(&mut self, t: &raw::RawTftp, c: &mut TftpConfig) {
+        if let Some(e) = t.enabled {
+            c.enabled = e;
+        }
+        if let Some(p) = &t.port {
+            if let Some(p) = self.int(p, "tftp.port", 1, 65535) {
+                c.port = p as u16;
+            }
+        }
+        if let Some(n) = &t.max_sessions {
+            if let Some(n) = self.int(n, "tftp.max_sessions", 1, 1_000_000) {
+                c.max_sessions = n as usize;
+            }
+        }
+        if let Some(n) = &t.max_blksize {
+            if let Some(n) = self.int(n, "tftp.max_blksize", 8, 65464) {
+                c.max_blksize = Some(n as u16);
+            }
+        }
+        if let Some(n) = &t.max_windowsize {
+            if let Some(n) = self.int(n, "tftp.max_windowsize", 1, 65535) {
+                c.max_windowsize = n as u16;
+            }
+        }
+        if let Some(n) = &t.timeout_ms {
+            if let Some(n) = self.int(n, "tftp.timeout_ms", 10, 255_000) {
+                c.timeout = Duration::from_millis(n as u64);
+            }
+        }
+        if let Some(n) = &t.retries {
+            if let Some(n) = self.int(n, "tftp.retries", 0, 100) {
+                c.retries = n as u8;
+            }
+        }
+    }
+}
+
+pub fn in_subnet(ip: Ipv4Addr, net: Ipv4Addr, mask: Ipv4Addr) -> bool {
+    u32::from(ip) & u32::from(mask) == u32::from(net) & u32::from(mask)
+}
+
+#[cfg(test)]
+mod tests;

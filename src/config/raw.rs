@@ -1,0 +1,91 @@
+//! What the user wrote: the TOML file as serde sees it. Every table denies unknown keys, and every
+//! value that needs validation keeps its span so errors can name the line.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub interface: Option<S<String>>,
+    pub server_address: Option<S<String>>,
+    pub listen: Option<S<String>>,
+    pub root: Option<S<String>>,
+    pub state_dir: Option<S<String>>,
+    pub dhcp: Option<RawDhcp>,
+    pub tftp: Option<RawTftp>,
+    pub http: Option<RawHttp>,
+    #[serde(default)]
+    pub nodes: BTreeMap<String, S<RawNode>>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, S<RawProfile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDhcp {
+    pub mode: Option<S<String>>,
+    pub subnet: Option<S<String>>,
+    pub netmask: Option<S<String>>,
+    pub broadcast: Option<S<String>>,
+    pub range: Option<S<RawRange>>,
+    pub router: Option<S<String>>,
+    #[serde(default)]
+    pub domain_name_servers: Vec<S<String>>,
+    pub domain_name: Option<S<String>>,
+    pub lease_time: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRange {
+    pub start: S<String>,
+    pub end: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTftp {
+    pub enabled: Option<bool>,
+    pub port: Option<S<i64>>,
+    pub max_sessions: Option<S<i64>>,
+    pub max_blksize: Option<S<i64>>,
+    pub max_windowsize: Option<S<i64>>,
+    pub timeout_ms: Option<S<i64>>,
+    pub retries: Option<S<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub enabled: Option<bool>,
+    pub port: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub profile: Option<S<String>>,
+    pub hostname: Option<S<String>>,
+    pub ip_address: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    pub kernel: S<String>,
+    #[serde(default)]
+    pub initrd: Option<S<OneOrMany>>,
+    #[serde(default)]
+    pub cmdline: Option<S<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}

@@ -1,0 +1,99 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::from_toml(Path::new("test.toml"), text)
+}
+
+#[test]
+fn example_config_is_valid_and_matches_the_runbook() {
+    let text = include_str!("../../examples/ferroboot.toml");
+    let c = parse(text).expect("example config must validate");
+    assert_eq!(c.server_address, Some(Ipv4Addr::new(10, 0, 100, 10)));
+    assert_eq!(c.dhcp.mode, DhcpMode::Server);
+    assert_eq!(c.dhcp.range, Some((Ipv4Addr::new(10, 0, 100, 100), Ipv4Addr::new(10, 0, 100, 200))));
+    assert_eq!(c.dhcp.domain_name_servers, vec![Ipv4Addr::new(10, 0, 100, 1), Ipv4Addr::new(8, 8, 8, 8)]);
+    assert_eq!(c.nodes.len(), 3);
+    assert_eq!(c.nodes[0].mac, [0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+    assert_eq!(c.nodes[0].hostname.as_deref(), Some("node01"));
+    assert_eq!(c.profiles["control-plane"].initrd, vec!["nixos/control-plane/initrd".to_string()]);
+}
+
+#[test]
+fn empty_config_gives_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.root, PathBuf::from(DEFAULT_ROOT));
+    assert_eq!(c.tftp.port, 69);
+    assert_eq!(c.http.port, 8080);
+    assert_eq!(c.dhcp.mode, DhcpMode::Off);
+}
+
+#[test]
+fn unknown_key_is_an_error_with_line_and_key() {
+    let e = parse("root = \"/x\"\n\n[tftp]\nport = 69\nblocksize = 5\n").unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].line, 5, "{e}");
+    assert_eq!(e.0[0].key, "blocksize", "{e}");
+    assert!(e.0[0].message.contains("unknown field"), "{e}");
+    assert!(e.to_string().starts_with("test.toml:5: blocksize:"), "{e}");
+}
+
+#[test]
+fn every_semantic_error_is_reported() {
+    let text = r#"
+server_address = "10.0.100.300"
+[dhcp]
+mode = "server"
+subnet = "10.0.100.0"
+netmask = "255.0.255.0"
+range = { start = "10.0.100.200", end = "10.0.100.100" }
+[tftp]
+max_blksize = 70000
+[nodes."52:54:00:12:34:zz"]
+hostname = "bad"
+[nodes."52:54:00:12:34:56"]
+ip_address = "10.0.200.5"
+"#;
+    let e = parse(text).unwrap_err();
+    let keys: Vec<(&str, usize)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert!(keys.contains(&("server_address", 2)), "{e}");
+    assert!(keys.contains(&("dhcp.netmask", 6)), "{e}");
+    assert!(keys.contains(&("dhcp.range", 7)), "{e}");
+    assert!(keys.contains(&("tftp.max_blksize", 9)), "{e}");
+    assert!(keys.iter().any(|(k, l)| k.contains("52:54:00:12:34:zz") && *l == 10), "{e}");
+    assert!(keys.iter().any(|(k, l)| k.ends_with("ip_address") && *l == 13), "{e}");
+}
+
+#[test]
+fn server_mode_requires_a_pool() {
+    let e = parse("[dhcp]\nmode = \"server\"\n").unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["dhcp.subnet", "dhcp.netmask", "dhcp.range"]);
+    assert!(e.0.iter().all(|e| e.line == 2));
+}
+
+#[test]
+fn bad_mode_and_wrong_type() {
+    let e = parse("[dhcp]\nmode = \"relay\"\n").unwrap_err();
+    assert_eq!(e.0[0].key, "dhcp.mode");
+    let e = parse("[tftp]\nport = \"sixty-nine\"\n").unwrap_err();
+    assert_eq!(e.0[0].line, 2, "{e}");
+}
+
+#[test]
+fn initrd_may_be_a_list_and_unknown_profile_is_an_error() {
+    let c = parse("[profiles.a]\nkernel = \"k\"\ninitrd = [\"i1\", \"i2\"]\n").unwrap();
+    assert_eq!(c.profiles["a"].initrd, vec!["i1", "i2"]);
+    let e =
+        parse("[profiles.a]\nkernel = \"k\"\n[nodes.\"52:54:00:00:00:01\"]\nprofile = \"b\"\n").unwrap_err();
+    assert_eq!(e.0[0].key, "nodes.\"52:54:00:00:00:01\".profile");
+    assert_eq!(e.0[0].line, 4);
+}
+
+#[test]
+fn mac_parsing() {
+    assert_eq!(parse_mac("52:54:00:c0:ee:01"), Some([0x52, 0x54, 0, 0xc0, 0xee, 1]));
+    assert_eq!(parse_mac("52-54-00-C0-EE-01"), Some([0x52, 0x54, 0, 0xc0, 0xee, 1]));
+    assert_eq!(parse_mac("52:54:00:c0:ee"), None);
+    assert_eq!(parse_mac("52:54:00:c0:ee:01:02"), None);
+    assert_eq!(parse_mac("5:54:00:c0:ee:01"), None);
+}

@@ -1,0 +1,2 @@
+//! Inventory, node lifecycle and cluster orchestration (issues: iPXE lifecycle, orchestration).
+//! Not implemented yet.

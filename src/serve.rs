@@ -1,0 +1,1 @@
+//! Wires the configured services onto one event loop.
