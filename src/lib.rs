@@ -17,4 +17,5 @@ pub mod logging;
 pub mod net;
 pub mod orchestrate;
 pub mod serve;
+pub mod status;
 pub mod tftp;
