@@ -6,6 +6,8 @@
 //! - [`fs`]: path resolution under the root and the shared open-file table.
 //! - [`driver`]: the mio service (port 69 plus one ephemeral socket per session).
 
+pub mod driver;
+pub mod fs;
 pub mod options;
 pub mod session;
 pub mod wire;
