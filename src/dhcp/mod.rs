@@ -12,5 +12,7 @@
 //! operator never believes a DHCP service is running when it is not.
 
 pub mod options;
+pub mod pxe;
+pub mod reply;
 pub mod request;
 pub mod wire;
