@@ -54,8 +54,8 @@ const SCRIPT_URL: &[u8] = b"http://10.251.0.1:8080/boot.ipxe";
 const IPXE_PRL: &[u8] =
     &[1, 3, 6, 7, 12, 15, 17, 26, 43, 60, 66, 67, 119, 128, 129, 130, 131, 132, 133, 134, 135, 175, 203];
 const EDK2_PRL: &[u8] = &[
-    1, 2, 3, 4, 5, 6, 12, 13, 15, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51, 54, 58, 59, 60, 66, 67, 97, 128,
-    129, 130, 131, 132, 133, 134, 135,
+    1, 2, 3, 4, 5, 6, 12, 13, 15, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51, 54, 58, 59, 60, 66, 67, 97,
+    128, 129, 130, 131, 132, 133, 134, 135,
 ];
 const UDHCPC_PRL: &[u8] = &[1, 3, 6, 12, 15, 28, 42];
 
@@ -71,7 +71,8 @@ fn tlv(items: &[(u8, &[u8])]) -> Vec<u8> {
 }
 
 fn ipxe_175(efi: bool, srp: bool) -> Vec<u8> {
-    let mut items: Vec<(u8, &[u8])> = vec![(177, &[1, 0x1a, 0xf4, 0x10, 0x00]), (235, &[1, 0, 0]), (23, &[1])];
+    let mut items: Vec<(u8, &[u8])> =
+        vec![(177, &[1, 0x1a, 0xf4, 0x10, 0x00]), (235, &[1, 0, 0]), (23, &[1])];
     if efi {
         items.extend([(36, &[1][..]), (19, &[1]), (17, &[1]), (39, &[1]), (41, &[1]), (21, &[1])]);
         if srp {
@@ -180,8 +181,10 @@ fn expectations() -> Vec<Expect> {
         options,
         pad_after_end: pad,
     };
-    let efi_rom = |k| ipxe_options(k, 7, [1, 3, 10], "PXEClient:Arch:00007:UNDI:003010", ipxe_175(true, false), MAC2);
-    let efi_chain = |k| ipxe_options(k, 7, [1, 3, 10], "PXEClient:Arch:00007:UNDI:003010", ipxe_175(true, true), MAC1);
+    let efi_rom =
+        |k| ipxe_options(k, 7, [1, 3, 10], "PXEClient:Arch:00007:UNDI:003010", ipxe_175(true, false), MAC2);
+    let efi_chain =
+        |k| ipxe_options(k, 7, [1, 3, 10], "PXEClient:Arch:00007:UNDI:003010", ipxe_175(true, true), MAC1);
     let edk2_vc = "PXEClient:Arch:00007:UNDI:003000";
     let edk2_discover = vec![
         o(53, [1]),
@@ -203,8 +206,13 @@ fn expectations() -> Vec<Expect> {
         o(93, [0, 7]),
         o(60, edk2_vc),
     ];
-    let udhcpc_discover =
-        vec![o(53, [1]), o(57, 576u16.to_be_bytes()), o(55, UDHCPC_PRL), o(60, "udhcp 1.35.0"), o(61, client_id(MAC1))];
+    let udhcpc_discover = vec![
+        o(53, [1]),
+        o(57, 576u16.to_be_bytes()),
+        o(55, UDHCPC_PRL),
+        o(60, "udhcp 1.35.0"),
+        o(61, client_id(MAC1)),
+    ];
     let udhcpc_request = vec![
         o(53, [3]),
         o(50, IP107),
@@ -214,17 +222,8 @@ fn expectations() -> Vec<Expect> {
         o(60, "udhcp 1.35.0"),
         o(61, client_id(MAC1)),
     ];
-    let mut udhcpc_offer = e(
-        "dnsmasq-offer-to-udhcpc.bin",
-        300,
-        2,
-        0x72f49525,
-        0,
-        0,
-        MAC1,
-        dnsmasq_reply(2, None, false),
-        14,
-    );
+    let mut udhcpc_offer =
+        e("dnsmasq-offer-to-udhcpc.bin", 300, 2, 0x72f49525, 0, 0, MAC1, dnsmasq_reply(2, None, false), 14);
     udhcpc_offer.file = SCRIPT_URL;
     vec![
         e("ipxe-bios-discover.bin", 400, 1, 0x4f20c03a, 4, 0, MAC1, ipxe_bios(1), 0),
@@ -239,7 +238,17 @@ fn expectations() -> Vec<Expect> {
             dnsmasq_reply(2, Some(b"undionly.kpxe"), true),
             0,
         ),
-        e("ipxe-bios-request.bin", 412, 1, 0x4f20c03a, 10, 0, MAC1, with_request_tail(ipxe_bios(3), IP107), 0),
+        e(
+            "ipxe-bios-request.bin",
+            412,
+            1,
+            0x4f20c03a,
+            10,
+            0,
+            MAC1,
+            with_request_tail(ipxe_bios(3), IP107),
+            0,
+        ),
         e(
             "dnsmasq-ack-to-ipxe-bios.bin",
             308,
@@ -560,14 +569,34 @@ fn policy_table_against_every_request_fixture() {
         // QEMU's NIC ROM already is iPXE: straight to the script (README point 2).
         ("ipxe-bios-discover.bin", IpxeScript, Some("http://10.251.0.1:8080/boot.ipxe"), Some(Family::Bios)),
         ("ipxe-bios-request.bin", IpxeScript, Some("http://10.251.0.1:8080/boot.ipxe"), Some(Family::Bios)),
-        ("undionly-chain-discover.bin", IpxeScript, Some("http://10.251.0.1:8080/boot.ipxe"), Some(Family::Bios)),
-        ("undionly-chain-request.bin", IpxeScript, Some("http://10.251.0.1:8080/boot.ipxe"), Some(Family::Bios)),
+        (
+            "undionly-chain-discover.bin",
+            IpxeScript,
+            Some("http://10.251.0.1:8080/boot.ipxe"),
+            Some(Family::Bios),
+        ),
+        (
+            "undionly-chain-request.bin",
+            IpxeScript,
+            Some("http://10.251.0.1:8080/boot.ipxe"),
+            Some(Family::Bios),
+        ),
         ("edk2-pxe-discover.bin", TftpBinary, Some("ipxe.efi"), Some(Family::EfiX64)),
         ("edk2-pxe-request.bin", TftpBinary, Some("ipxe.efi"), Some(Family::EfiX64)),
         ("ipxe-efi-discover.bin", IpxeScript, Some("http://10.251.0.1:8080/boot.ipxe"), Some(Family::EfiX64)),
         ("ipxe-efi-request.bin", IpxeScript, Some("http://10.251.0.1:8080/boot.ipxe"), Some(Family::EfiX64)),
-        ("ipxe-efi-chain-discover.bin", IpxeScript, Some("http://10.251.0.1:8080/boot.ipxe"), Some(Family::EfiX64)),
-        ("ipxe-efi-chain-request.bin", IpxeScript, Some("http://10.251.0.1:8080/boot.ipxe"), Some(Family::EfiX64)),
+        (
+            "ipxe-efi-chain-discover.bin",
+            IpxeScript,
+            Some("http://10.251.0.1:8080/boot.ipxe"),
+            Some(Family::EfiX64),
+        ),
+        (
+            "ipxe-efi-chain-request.bin",
+            IpxeScript,
+            Some("http://10.251.0.1:8080/boot.ipxe"),
+            Some(Family::EfiX64),
+        ),
         ("udhcpc-discover.bin", NotPxe, None, None),
         ("udhcpc-request.bin", NotPxe, None, None),
     ];
@@ -580,7 +609,11 @@ fn policy_table_against_every_request_fixture() {
             assert!(!d.arch_defaulted);
             assert_eq!(d.next_server, Ipv4Addr::from(SERVER));
             assert_eq!(d.ipxe_no_pxedhcp, c.is_ipxe, "{name}");
-            assert_eq!((d.vendor_class, d.pxe_vendor, d.echo_uuid), (None, None, false), "server mode: no 60/43");
+            assert_eq!(
+                (d.vendor_class, d.pxe_vendor, d.echo_uuid),
+                (None, None, false),
+                "server mode: no 60/43"
+            );
         }
     }
 }
@@ -628,7 +661,10 @@ fn proxy_mode_decisions() {
     assert_eq!(edk2.pxe_vendor.and_then(|v| v.discovery_control), Some(8));
     assert!(edk2.echo_uuid && !edk2.ipxe_no_pxedhcp);
     let ipxe = decide(&ClientInfo::from_request(&parse("ipxe-bios-discover.bin")), &cfg, &MacHistory::Fresh);
-    assert_eq!((ipxe.kind, ipxe.vendor_class, ipxe.ipxe_no_pxedhcp), (DecisionKind::IpxeScript, Some("PXEClient"), false));
+    assert_eq!(
+        (ipxe.kind, ipxe.vendor_class, ipxe.ipxe_no_pxedhcp),
+        (DecisionKind::IpxeScript, Some("PXEClient"), false)
+    );
     let u = decide(&ClientInfo::from_request(&parse("udhcpc-discover.bin")), &cfg, &MacHistory::Fresh);
     assert_eq!(u.kind, DecisionKind::NotPxe, "README point 17: a ProxyDHCP ignores udhcpc");
 }
@@ -640,7 +676,10 @@ fn client_info_from_fixtures() {
     let c = ClientInfo::from_request(&parse("ipxe-efi-discover.bin"));
     assert_eq!((c.mac, c.is_ipxe, c.ipxe_http), (Some(MAC2), true, Some(true)));
     let c = ClientInfo::from_request(&parse("udhcpc-request.bin"));
-    assert_eq!((c.arch, c.vendor_class, c.message_type), (None, VendorClass::Other, Some(MessageType::Request)));
+    assert_eq!(
+        (c.arch, c.vendor_class, c.message_type),
+        (None, VendorClass::Other, Some(MessageType::Request))
+    );
 }
 
 fn network() -> DhcpConfig {

@@ -399,9 +399,8 @@ pub fn decide<'c>(c: &ClientInfo, cfg: &'c PolicyConfig, h: &MacHistory) -> Deci
         ipxe_no_pxedhcp: false,
         reason: "",
     };
-    let boot_client = c.is_ipxe
-        || c.arch.is_some()
-        || matches!(c.vendor_class, VendorClass::Pxe | VendorClass::Http);
+    let boot_client =
+        c.is_ipxe || c.arch.is_some() || matches!(c.vendor_class, VendorClass::Pxe | VendorClass::Http);
     if !boot_client {
         d.reason = "not a network-boot client (no PXEClient/HTTPClient, no arch, not iPXE)";
         return d;
@@ -473,5 +472,155 @@ impl<'c> Decision<'c> {
             reply.client_uuid = req.client_uuid;
         }
         reply.ipxe_no_pxedhcp = self.ipxe_no_pxedhcp;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(arch: Option<u16>, vc: VendorClass) -> ClientInfo {
+        ClientInfo {
+            mac: Some([2, 0, 0, 0, 0, 1]),
+            message_type: Some(MessageType::Discover),
+            arch,
+            vendor_class: vc,
+            is_ipxe: false,
+            ipxe_http: None,
+        }
+    }
+
+    fn cfg() -> PolicyConfig {
+        PolicyConfig::new(Mode::Server, Ipv4Addr::new(192, 0, 2, 1), 8080)
+    }
+
+    #[test]
+    fn every_arch_code_gets_a_boot_file() {
+        let cfg = cfg();
+        for code in 0..=u16::MAX {
+            let d = decide(&client(Some(code), VendorClass::Pxe), &cfg, &MacHistory::Fresh);
+            assert!(d.boot_file.is_some(), "arch {code} dropped");
+            assert_eq!(d.arch_defaulted, Family::of_arch(code).is_none(), "arch {code}");
+            let http = arch::is_http(code);
+            assert_eq!(d.kind == DecisionKind::HttpBoot, http, "arch {code}");
+        }
+    }
+
+    #[test]
+    fn pxe_arch_table() {
+        let cfg = cfg();
+        for (code, file) in [
+            (0, "undionly.kpxe"),
+            (6, "ipxe-i386.efi"),
+            (7, "ipxe.efi"),
+            (9, "ipxe.efi"),
+            (10, "snp-arm32.efi"),
+            (11, "snp-arm64.efi"),
+            (2, "ipxe.efi"),
+            (27, "ipxe.efi"),
+            (41, "ipxe.efi"),
+        ] {
+            let d = decide(&client(Some(code), VendorClass::Pxe), &cfg, &MacHistory::Fresh);
+            assert_eq!((d.kind, d.boot_file), (DecisionKind::TftpBinary, Some(file)), "arch {code}");
+            assert_eq!(d.next_server, Ipv4Addr::new(192, 0, 2, 1));
+        }
+    }
+
+    #[test]
+    fn http_boot_table() {
+        let cfg = cfg();
+        for (code, url) in [
+            (15, "http://192.0.2.1:8080/ipxe-i386.efi"),
+            (16, "http://192.0.2.1:8080/ipxe.efi"),
+            (18, "http://192.0.2.1:8080/snp-arm32.efi"),
+            (19, "http://192.0.2.1:8080/snp-arm64.efi"),
+        ] {
+            let d = decide(&client(Some(code), VendorClass::Http), &cfg, &MacHistory::Fresh);
+            assert_eq!((d.kind, d.boot_file), (DecisionKind::HttpBoot, Some(url)), "arch {code}");
+            assert_eq!(d.vendor_class, Some("HTTPClient"));
+            assert_eq!(d.pxe_vendor, None, "no option 43 for HTTP Boot");
+        }
+        // HTTPClient with a PXE arch code still means HTTP Boot.
+        let d = decide(&client(Some(7), VendorClass::Http), &cfg, &MacHistory::Fresh);
+        assert_eq!(d.kind, DecisionKind::HttpBoot);
+    }
+
+    #[test]
+    fn configurable_binaries_default_family_and_script() {
+        let mut cfg = cfg();
+        cfg.set_binary(Family::EfiX64, "snponly.efi");
+        cfg.default_family = Family::Bios;
+        cfg.set_script_path("/menus/main.ipxe");
+        let d = decide(&client(Some(7), VendorClass::Pxe), &cfg, &MacHistory::Fresh);
+        assert_eq!(d.boot_file, Some("snponly.efi"));
+        let d = decide(&client(Some(16), VendorClass::Http), &cfg, &MacHistory::Fresh);
+        assert_eq!(d.boot_file, Some("http://192.0.2.1:8080/snponly.efi"));
+        let d = decide(&client(None, VendorClass::Pxe), &cfg, &MacHistory::Fresh);
+        assert_eq!((d.boot_file, d.arch_defaulted), (Some("undionly.kpxe"), true));
+        let mut ipxe = client(Some(0), VendorClass::Pxe);
+        ipxe.is_ipxe = true;
+        let d = decide(&ipxe, &cfg, &MacHistory::Fresh);
+        assert_eq!(d.boot_file, Some("http://192.0.2.1:8080/menus/main.ipxe"));
+        let port80 = PolicyConfig::new(Mode::Server, Ipv4Addr::new(192, 0, 2, 1), 80);
+        assert_eq!(port80.ipxe_script_url, "http://192.0.2.1/boot.ipxe");
+    }
+
+    #[test]
+    fn ipxe_chainload_modes() {
+        let mut cfg = cfg();
+        let mut c = client(Some(0), VendorClass::Pxe);
+        c.is_ipxe = true;
+        c.ipxe_http = Some(false);
+        let fresh = decide(&c, &cfg, &MacHistory::Fresh);
+        assert_eq!((fresh.kind, fresh.boot_file), (DecisionKind::TftpBinary, Some("undionly.kpxe")));
+        assert!(fresh.ipxe_no_pxedhcp);
+        let again = decide(&c, &cfg, &MacHistory::Fresh.after(&fresh));
+        assert_eq!(again.kind, DecisionKind::IpxeScript, "no chainload loop");
+        c.ipxe_http = Some(true);
+        assert_eq!(decide(&c, &cfg, &MacHistory::Fresh).kind, DecisionKind::IpxeScript);
+        c.ipxe_http = None;
+        assert_eq!(decide(&c, &cfg, &MacHistory::Fresh).kind, DecisionKind::IpxeScript);
+        cfg.ipxe_chainload = IpxeChainload::Never;
+        c.ipxe_http = Some(false);
+        assert_eq!(decide(&c, &cfg, &MacHistory::Fresh).kind, DecisionKind::IpxeScript);
+        cfg.ipxe_chainload = IpxeChainload::Always;
+        c.ipxe_http = Some(true);
+        assert_eq!(decide(&c, &cfg, &MacHistory::Fresh).kind, DecisionKind::TftpBinary);
+        assert_eq!(decide(&c, &cfg, &MacHistory::ServedIpxeBinary).kind, DecisionKind::IpxeScript);
+    }
+
+    #[test]
+    fn not_pxe_without_any_boot_marker() {
+        let cfg = cfg();
+        let d = decide(&client(None, VendorClass::Other), &cfg, &MacHistory::Fresh);
+        assert_eq!((d.kind, d.boot_file, d.family), (DecisionKind::NotPxe, None, None));
+        let d = decide(&client(None, VendorClass::Absent), &cfg, &MacHistory::ServedIpxeBinary);
+        assert_eq!(d.kind, DecisionKind::NotPxe);
+        assert_eq!(MacHistory::ServedIpxeBinary.after(&d), MacHistory::Fresh);
+    }
+
+    #[test]
+    fn vendor_class_prefix_and_arch_field() {
+        assert_eq!(VendorClass::of(Some(b"PXEClient")), VendorClass::Pxe);
+        assert_eq!(VendorClass::of(Some(b"PXEClient:Arch:00007:UNDI:003010")), VendorClass::Pxe);
+        assert_eq!(VendorClass::of(Some(b"HTTPClient:Arch:00016:UNDI:003001")), VendorClass::Http);
+        assert_eq!(VendorClass::of(Some(b"pxeclient")), VendorClass::Other);
+        assert_eq!(VendorClass::of(Some(b"XPXEClient")), VendorClass::Other);
+        assert_eq!(VendorClass::of(None), VendorClass::Absent);
+        assert_eq!(arch_from_vendor_class(b"PXEClient:Arch:00007:UNDI:003010"), Some(7));
+        assert_eq!(arch_from_vendor_class(b"HTTPClient:Arch:00016"), Some(16));
+        assert_eq!(arch_from_vendor_class(b"PXEClient:Arch:0000"), None);
+        assert_eq!(arch_from_vendor_class(b"PXEClient:Arch:99999"), None);
+        assert_eq!(arch_from_vendor_class(b"PXEClient:Arch:0000x"), None);
+        assert_eq!(arch_from_vendor_class(b"PXEClient:Arch:000071"), None);
+        assert_eq!(arch_from_vendor_class(b"PXEClient"), None);
+    }
+
+    #[test]
+    fn arch_names_cover_the_iana_table() {
+        for code in 0..=41 {
+            assert_ne!(arch::name(code), "unassigned", "{code}");
+        }
+        assert_eq!(arch::name(42), "unassigned");
     }
 }

@@ -294,12 +294,251 @@ fn write_pxe_vendor(v: &PxeVendor<'_>, tmp: &mut [u8; 255]) -> Result<usize, Err
     if let Some(d) = v.discovery_control {
         w.push_u8(pxe::DISCOVERY_CONTROL, d).map_err(too_long)?;
     }
-    for (c, data) in
-        [(pxe::BOOT_SERVERS, v.boot_servers), (pxe::BOOT_MENU, v.boot_menu), (pxe::MENU_PROMPT, v.menu_prompt)]
-    {
+    for (c, data) in [
+        (pxe::BOOT_SERVERS, v.boot_servers),
+        (pxe::BOOT_MENU, v.boot_menu),
+        (pxe::MENU_PROMPT, v.menu_prompt),
+    ] {
         if let Some(d) = data {
             w.push(c, d).map_err(too_long)?;
         }
     }
     w.finish_padded(0).map_err(too_long)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dhcp::options::Options;
+    use crate::dhcp::wire::c_str;
+    use proptest::prelude::*;
+
+    fn base() -> Reply<'static> {
+        Reply {
+            message_type: MessageType::Ack,
+            htype: 1,
+            hlen: 6,
+            xid: 0xdead_beef,
+            secs: 3,
+            flags: 0,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            yiaddr: Ipv4Addr::new(192, 0, 2, 10),
+            siaddr: Ipv4Addr::new(192, 0, 2, 1),
+            giaddr: Ipv4Addr::UNSPECIFIED,
+            chaddr: &[2, 0, 0, 0, 0, 9],
+            sname: b"",
+            file: b"",
+            server_id: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            message: None,
+            lease_time: Some(600),
+            renewal_time: None,
+            rebinding_time: None,
+            subnet_mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+            routers: &[],
+            dns_servers: &[],
+            hostname: None,
+            domain_name: None,
+            broadcast_addr: None,
+            pxe_vendor: None,
+            vendor_class: None,
+            tftp_server: None,
+            bootfile: Some(b"x.efi"),
+            client_uuid: None,
+            ipxe_no_pxedhcp: true,
+            relay_agent: Some(&[1, 2, b'a', b'b']),
+        }
+    }
+
+    #[test]
+    fn emit_into_a5_buffer() {
+        let r = base();
+        let mut buf = [0xa5u8; 400];
+        let n = r.emit(&mut buf).unwrap();
+        assert_eq!(n, BOOTP_MIN_LEN);
+        assert_eq!(n, r.buffer_len());
+        let mut want = [0u8; BOOTP_MIN_LEN];
+        want[..12].copy_from_slice(&[2, 1, 6, 0, 0xde, 0xad, 0xbe, 0xef, 0, 3, 0, 0]);
+        want[16..24].copy_from_slice(&[192, 0, 2, 10, 192, 0, 2, 1]);
+        want[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        want[236..240].copy_from_slice(&crate::dhcp::wire::MAGIC_COOKIE);
+        let opts: &[u8] = &[
+            53, 1, 5, 54, 4, 192, 0, 2, 1, 51, 4, 0, 0, 2, 88, 1, 4, 255, 255, 255, 0, 67, 6, b'x', b'.',
+            b'e', b'f', b'i', 0, 175, 3, 176, 1, 1, 82, 4, 1, 2, b'a', b'b', 255,
+        ];
+        want[240..240 + opts.len()].copy_from_slice(opts);
+        assert_eq!(&buf[..n], &want[..]);
+        assert!(buf[n..].iter().all(|&b| b == 0xa5));
+    }
+
+    #[test]
+    fn emit_reports_full_and_malformed() {
+        let mut r = base();
+        let mut small = [0u8; 299];
+        assert_eq!(r.emit(&mut small), Err(Error::Full));
+        let long = [b'a'; 250];
+        r.hostname = Some(&long);
+        r.domain_name = Some(&long);
+        let mut buf = [0u8; 548];
+        assert_eq!(r.emit(&mut buf), Err(Error::Full));
+        let mut big = [0u8; 1500];
+        assert_eq!(r.emit(&mut big), Ok(r.buffer_len()));
+        r.bootfile = Some(&long[..]);
+        r.hostname = None;
+        r.domain_name = None;
+        assert!(r.emit(&mut big).is_ok());
+        let too_long = [b'a'; 255];
+        r.bootfile = Some(&too_long);
+        assert_eq!(r.emit(&mut big), Err(Error::Malformed), "255 + NUL does not fit option 67");
+        r.bootfile = None;
+        r.file = &too_long[..128];
+        assert_eq!(r.emit(&mut big), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn pxe_vendor_options_are_encapsulated_with_end() {
+        let mut r = base();
+        r.pxe_vendor = Some(PxeVendor {
+            discovery_control: Some(8),
+            boot_menu: Some(&[0x80, 0x00, 1, b'x']),
+            ..PxeVendor::default()
+        });
+        let mut buf = [0u8; 600];
+        let n = r.emit(&mut buf).unwrap();
+        assert_eq!(n, r.buffer_len());
+        let p = Packet::new_checked(&buf[..n]).unwrap();
+        let v = p.options().map(Result::unwrap).find(|&(c, _)| c == code::VENDOR_SPECIFIC).unwrap().1;
+        assert_eq!(v, &[6, 1, 8, 9, 4, 0x80, 0, 1, b'x', 255]);
+        r.pxe_vendor = Some(PxeVendor { boot_menu: Some(&[0; 253]), ..PxeVendor::default() });
+        assert_eq!(r.emit(&mut buf), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn nak_sets_broadcast_behind_relay() {
+        let raw = include_bytes!("../../../shared/fixtures/dhcp/udhcpc-request.bin");
+        let mut relayed = raw.to_vec();
+        relayed[24..28].copy_from_slice(&[10, 9, 8, 7]);
+        let p = Packet::new_checked(&relayed[..]).unwrap();
+        let req = crate::dhcp::request::Request::parse(&p).unwrap();
+        let nak = Reply::nak(&req, Ipv4Addr::new(10, 0, 0, 1), Some(b"wrong network"));
+        let mut buf = [0xa5u8; 400];
+        let n = nak.emit(&mut buf).unwrap();
+        let out = Packet::new_checked(&buf[..n]).unwrap();
+        assert!(out.broadcast());
+        assert_eq!(out.giaddr(), Ipv4Addr::new(10, 9, 8, 7));
+        assert_eq!(out.yiaddr(), Ipv4Addr::UNSPECIFIED);
+        let codes: Vec<u8> = out.options().map(|o| o.unwrap().0).collect();
+        assert_eq!(codes, vec![53, 54, 56]);
+    }
+
+    fn option_strategy() -> impl Strategy<Value = Vec<(u8, Vec<u8>)>> {
+        let code = (1u8..=254).prop_filter("overload changes parsing", |c| *c != code::OVERLOAD);
+        proptest::collection::vec((code, proptest::collection::vec(any::<u8>(), 0..=255)), 0..12)
+    }
+
+    proptest! {
+        #[test]
+        fn writer_then_iterator_round_trip(opts in option_strategy()) {
+            let mut buf = [0xa5u8; 4096];
+            let mut w = OptionWriter::new(&mut buf);
+            for (c, v) in &opts {
+                w.push(*c, v).unwrap();
+            }
+            let n = w.finish().unwrap();
+            let back: Vec<(u8, Vec<u8>)> =
+                Options::new(&buf[..n], &[], &[]).map(|r| r.map(|(c, v)| (c, v.to_vec()))).collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(back, opts);
+        }
+
+        #[test]
+        fn writer_never_overflows(opts in option_strategy(), cap in 0usize..600) {
+            let mut buf = vec![0xa5u8; cap + 8];
+            let mut w = OptionWriter::new(&mut buf[..cap]);
+            let mut written = Vec::new();
+            for (c, v) in &opts {
+                match w.push(*c, v) {
+                    Ok(()) => written.push((*c, v.clone())),
+                    Err(e) => prop_assert_eq!(e, Error::Full),
+                }
+            }
+            if let Ok(n) = w.finish_padded(0) {
+                let back: Vec<(u8, Vec<u8>)> =
+                    Options::new(&buf[..n], &[], &[]).map(|r| r.map(|(c, v)| (c, v.to_vec()))).collect::<Result<_, _>>().unwrap();
+                prop_assert_eq!(back, written);
+            } else {
+                prop_assert_eq!(cap, 0);
+            }
+            prop_assert!(buf[cap..].iter().all(|&b| b == 0xa5));
+        }
+
+        #[test]
+        fn reply_round_trip(
+            xid in any::<u32>(), secs in any::<u16>(), flags in any::<u16>(), yi in any::<[u8; 4]>(),
+            lease in proptest::option::of(any::<u32>()),
+            host in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..=255)),
+            file in proptest::collection::vec(1u8..=255, 0..=127),
+            boot in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..=254)),
+            uuid in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..=255)),
+            nopxe in any::<bool>(),
+            kind in 1u8..=8,
+        ) {
+            let mut r = base();
+            r.message_type = MessageType::from(kind);
+            r.xid = xid;
+            r.secs = secs;
+            r.flags = flags;
+            r.yiaddr = Ipv4Addr::from(yi);
+            r.lease_time = lease;
+            r.hostname = host.as_deref();
+            r.file = &file;
+            r.bootfile = boot.as_deref();
+            r.client_uuid = uuid.as_deref();
+            r.ipxe_no_pxedhcp = nopxe;
+            let mut buf = [0xa5u8; 1500];
+            let n = r.emit(&mut buf).unwrap();
+            prop_assert_eq!(n, r.buffer_len());
+            let p = Packet::new_checked(&buf[..n]).unwrap();
+            prop_assert_eq!((p.xid(), p.secs(), p.flags(), p.yiaddr()), (xid, secs, flags, Ipv4Addr::from(yi)));
+            prop_assert_eq!(c_str(p.file()), &file[..]);
+            let opts: Vec<(u8, &[u8])> = p.options().collect::<Result<_, _>>().unwrap();
+            let get = |c: u8| opts.iter().find(|o| o.0 == c).map(|o| o.1);
+            prop_assert_eq!(get(code::MESSAGE_TYPE), Some(&[kind][..]));
+            prop_assert_eq!(get(code::LEASE_TIME).map(<[u8]>::to_vec), lease.map(|l| l.to_be_bytes().to_vec()));
+            prop_assert_eq!(get(code::HOSTNAME), host.as_deref());
+            prop_assert_eq!(get(code::CLIENT_UUID), uuid.as_deref());
+            prop_assert_eq!(get(code::BOOTFILE).map(|v| v.split_last().map(|(_, h)| h.to_vec())), boot.map(Some));
+            prop_assert_eq!(get(code::IPXE).is_some(), nopxe);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..700)) {
+            if let Ok(p) = Packet::new_checked(&data[..]) {
+                let errs = p.options().filter(Result::is_err).count();
+                prop_assert!(errs <= 1);
+                if let Ok(req) = crate::dhcp::request::Request::parse(&p) {
+                    let cfg = crate::dhcp::pxe::PolicyConfig::default();
+                    let info = crate::dhcp::pxe::ClientInfo::from_request(&req);
+                    let d = crate::dhcp::pxe::decide(&info, &cfg, &Default::default());
+                    let mut r = Reply::answering(&req, MessageType::Offer);
+                    d.apply(&mut r, &req);
+                    let mut buf = [0u8; 1500];
+                    if let Ok(n) = r.emit(&mut buf) {
+                        prop_assert_eq!(n, r.buffer_len());
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn random_options_in_a_request_never_panic(
+            opts in proptest::collection::vec(any::<u8>(), 0..400),
+            overload in 0u8..5,
+        ) {
+            let mut data = include_bytes!("../../../shared/fixtures/dhcp/edk2-pxe-discover.bin")[..240].to_vec();
+            data.extend_from_slice(&[52, 1, overload]);
+            data.extend_from_slice(&opts);
+            let p = Packet::new_checked(&data[..]).unwrap();
+            let _ = crate::dhcp::request::Request::parse(&p);
+            prop_assert!(p.options().filter(Result::is_err).count() <= 1);
+        }
+    }
 }
