@@ -1,5 +1,5 @@
 //! DHCP wire layer and PXE policy against the captured firmware fixtures
-//! (`../shared/fixtures/dhcp/`, described in `../shared/fixtures/README.md`).
+//! (`tests/fixtures/dhcp/`, a copy of `../shared/fixtures`, described in its README.md).
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use ferroboot::dhcp::wire::{BOOTP_MIN_LEN, Error, HEADER_LEN, MessageType, Packe
 
 macro_rules! fixture {
     ($name:literal) => {
-        ($name, include_bytes!(concat!("../../shared/fixtures/dhcp/", $name)) as &[u8])
+        ($name, include_bytes!(concat!("fixtures/dhcp/", $name)) as &[u8])
     };
 }
 

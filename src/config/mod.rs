@@ -327,9 +327,9 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, raw: RawConfig) -> Config {
-        let mut c = Config::default();
-        c.interface = raw.interface.map(|s| s.into_inner());
-        c.server_address = self.opt_ip(&raw.server_address, "server_address");
+        let server_address = self.opt_ip(&raw.server_address, "server_address");
+        let mut c =
+            Config { interface: raw.interface.map(|s| s.into_inner()), server_address, ..Config::default() };
         if let Some(l) = &raw.listen {
             if let Some(ip) = self.ip(l, "listen") {
                 c.listen = ip;

@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn nak_sets_broadcast_behind_relay() {
-        let raw = include_bytes!("../../../shared/fixtures/dhcp/udhcpc-request.bin");
+        let raw = include_bytes!("../../tests/fixtures/dhcp/udhcpc-request.bin");
         let mut relayed = raw.to_vec();
         relayed[24..28].copy_from_slice(&[10, 9, 8, 7]);
         let p = Packet::new_checked(&relayed[..]).unwrap();
@@ -533,7 +533,7 @@ mod tests {
             opts in proptest::collection::vec(any::<u8>(), 0..400),
             overload in 0u8..5,
         ) {
-            let mut data = include_bytes!("../../../shared/fixtures/dhcp/edk2-pxe-discover.bin")[..240].to_vec();
+            let mut data = include_bytes!("../../tests/fixtures/dhcp/edk2-pxe-discover.bin")[..240].to_vec();
             data.extend_from_slice(&[52, 1, overload]);
             data.extend_from_slice(&opts);
             let p = Packet::new_checked(&data[..]).unwrap();

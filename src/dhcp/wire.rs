@@ -361,7 +361,7 @@ mod tests {
     use super::*;
 
     /// The first 240 bytes of `ipxe-bios-discover.bin` are enough for the header tests.
-    static DISCOVER: &[u8] = include_bytes!("../../../shared/fixtures/dhcp/ipxe-bios-discover.bin");
+    static DISCOVER: &[u8] = include_bytes!("../../tests/fixtures/dhcp/ipxe-bios-discover.bin");
 
     #[test]
     fn deconstruct() {

@@ -175,7 +175,7 @@ impl Rto {
         let (srtt, rttvar) = match self.srtt {
             None => (r, r / 2),
             Some(s) => {
-                let diff = if s > r { s - r } else { r - s };
+                let diff = s.abs_diff(r);
                 ((s * 7 + r) / 8, (self.rttvar * 3 + diff) / 4)
             }
         };

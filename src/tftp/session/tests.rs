@@ -122,7 +122,7 @@ impl Client {
             Packet::Data { block, data } => {
                 if self.done {
                     // Retransmitted final block: ACK it again.
-                    return self.last_ack.map(|b| ack_vec(b));
+                    return self.last_ack.map(ack_vec);
                 }
                 if block == self.expected as u16 {
                     self.wire_blocks.push(block);
