@@ -76,7 +76,12 @@ const REQS: &[(&[u8], u16, usize, bool)] = &[
     (b"GET /boot/nixos/control-plane/bzImage HTTP/1.1\r\nRange: bytes=100-199\r\n\r\n", 206, 100, false),
     (b"GET /boot/nixos/control-plane/bzImage HTTP/1.1\r\nRange: bytes=0-0,-1\r\n\r\n", 206, 0, false),
     (b"HEAD /boot/ipxe/snp.efi HTTP/1.1\r\n\r\n", 200, 0, true),
-    (b"GET /boot/ipxe/boot.ipxe HTTP/1.1\r\nIf-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\r\n\r\n", 304, 0, false),
+    (
+        b"GET /boot/ipxe/boot.ipxe HTTP/1.1\r\nIf-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\r\n\r\n",
+        304,
+        0,
+        false,
+    ),
     (b"GET /boot/missing HTTP/1.1\r\n\r\n", 404, 14, false),
     (b"GET /boot/nixos/control-plane/bzImage HTTP/1.1\r\nRange: bytes=999999-\r\n\r\n", 416, 0, false),
     (b"GET /boot//nixos/./control-plane/initrd HTTP/1.1\r\n\r\n", 200, 300_000, false),

@@ -32,7 +32,12 @@ fn aria2c_segmented_and_concurrent_downloads_of_500_mib() {
         .output()
         .unwrap();
     let secs = t0.elapsed().as_secs_f64();
-    assert!(o.status.success(), "aria2c: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "aria2c: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     println!("aria2c -x 16: {:.0} MB/s", SIZE as f64 / 1e6 / secs);
     assert_eq!(sha256(&dir.path().join("aria2.out")), want);
     std::fs::remove_file(dir.path().join("aria2.out")).unwrap();

@@ -44,7 +44,10 @@ fn runbook_commands() {
     let (_t, s) = server();
     let port = s.addr.port();
     let health = text(&curl(&[&format!("http://localhost:{port}/health")]));
-    assert_eq!(health, r#"{"status":"healthy","services":{"dhcp":"running","tftp":"running","http":"running"}}"#);
+    assert_eq!(
+        health,
+        r#"{"status":"healthy","services":{"dhcp":"running","tftp":"running","http":"running"}}"#
+    );
     let o = curl(&["-I", &format!("http://localhost:{port}/boot/nixos/control-plane/bzImage")]);
     let (status, head, _) = with_head(&o);
     assert_eq!(status, 200, "{head}");
@@ -53,7 +56,14 @@ fn runbook_commands() {
     assert!(header(&head, "etag").is_some_and(|e| e.starts_with('"')));
     assert!(header(&head, "last-modified").is_some_and(|d| d.ends_with("gmt")));
     // And the runbook script URL shape: a GET with its body.
-    let o = curl(&["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", &s.url("/boot/ipxe/boot.ipxe")]);
+    let o = curl(&[
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download}",
+        &s.url("/boot/ipxe/boot.ipxe"),
+    ]);
     assert_eq!(text(&o), "200 24");
 }
 
@@ -100,7 +110,8 @@ fn full_get_and_content_types() {
     // Symlinks inside the tree are followed; a double slash is served, not redirected.
     let (status, _, body) = with_head(&curl(&["-i", &s.url("/boot/kernel-link")]));
     assert_eq!((status, body.len()), (200, 100_000));
-    let (status, _, body) = with_head(&curl(&["-i", "--path-as-is", &s.url("/boot//nixos//control-plane/bzImage")]));
+    let (status, _, body) =
+        with_head(&curl(&["-i", "--path-as-is", &s.url("/boot//nixos//control-plane/bzImage")]));
     assert_eq!((status, body.len()), (200, 100_000));
 }
 
@@ -112,7 +123,9 @@ fn every_kind_of_range() {
     let (_t, s) = server();
     let k = kernel();
     let url = s.url("/boot/nixos/control-plane/bzImage");
-    for (spec, from, to) in [("0-99", 0, 99), ("-100", 99_900, 99_999), ("99990-", 99_990, 99_999), ("5-5", 5, 5)] {
+    for (spec, from, to) in
+        [("0-99", 0, 99), ("-100", 99_900, 99_999), ("99990-", 99_990, 99_999), ("5-5", 5, 5)]
+    {
         let (status, head, body) = with_head(&curl(&["-i", "-r", spec, &url]));
         assert_eq!(status, 206, "{spec}");
         assert_eq!(body, &k[from..=to], "{spec}");
@@ -132,7 +145,9 @@ fn every_kind_of_range() {
     let body_s = String::from_utf8_lossy(&body).to_ascii_lowercase();
     assert_eq!(body_s.matches(&format!("--{boundary}\r\n")).count(), 3);
     assert!(body_s.ends_with(&format!("\r\n--{boundary}--\r\n")));
-    for (r, bytes) in [("0-1/100000", &k[0..2]), ("10-12/100000", &k[10..13]), ("99998-99999/100000", &k[99_998..])] {
+    for (r, bytes) in
+        [("0-1/100000", &k[0..2]), ("10-12/100000", &k[10..13]), ("99998-99999/100000", &k[99_998..])]
+    {
         let marker = format!("content-range: bytes {r}\r\n\r\n");
         let at = body_s.find(&marker).unwrap_or_else(|| panic!("{marker:?} in {body_s:?}")) + marker.len();
         assert_eq!(&body[at..at + bytes.len()], bytes, "{r}");
@@ -247,7 +262,8 @@ fn refusals_never_redirect() {
     assert_eq!(code(&["--path-as-is", &s.url("/boot/%2e%2e/secret")]), "400");
     assert_eq!(code(&[&s.url("/boot/a%00b")]), "400");
     assert_eq!(code(&[&s.url("/")]), "404");
-    let (status, head, _) = with_head(&curl(&["-i", "-X", "POST", "-d", "x=1", &s.url("/boot/ipxe/boot.ipxe")]));
+    let (status, head, _) =
+        with_head(&curl(&["-i", "-X", "POST", "-d", "x=1", &s.url("/boot/ipxe/boot.ipxe")]));
     assert_eq!(status, 405);
     assert_eq!(header(&head, "allow"), Some("get, head"));
     assert!(header(&head, "content-length").is_some());
@@ -266,7 +282,8 @@ fn wget_downloads() {
     assert_eq!(std::fs::read(&out).unwrap(), kernel());
     // Resume (-c) sends a Range for the rest.
     std::fs::write(&out, &kernel()[..12_345]).unwrap();
-    let o = run("wget", &["-q", "-c", "-O", out.to_str().unwrap(), &s.url("/boot/nixos/control-plane/bzImage")]);
+    let o =
+        run("wget", &["-q", "-c", "-O", out.to_str().unwrap(), &s.url("/boot/nixos/control-plane/bzImage")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(&out).unwrap(), kernel());
 }

@@ -38,8 +38,10 @@ fn try_parse(data: &[u8], n: usize) -> Option<Vec<http_support::Resp>> {
     for _ in 0..n {
         let end = data[at..].windows(4).position(|w| w == b"\r\n\r\n")? + 4;
         let head = std::str::from_utf8(&data[at..at + end]).ok()?.to_ascii_lowercase();
-        let len: usize =
-            head.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse().unwrap())?;
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())?;
         if data.len() < at + end + len {
             return None;
         }
@@ -123,7 +125,8 @@ fn oversized_heads_get_414_and_431() {
     assert!(data.starts_with(b"HTTP/1.1 431 "), "{}", String::from_utf8_lossy(&data));
     let data = exchange(s.addr, b"GET / HTTP/2.0\r\n\r\n", Duration::from_secs(5));
     assert!(data.starts_with(b"HTTP/1.1 505 "), "{}", String::from_utf8_lossy(&data));
-    let data = exchange(s.addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", Duration::from_secs(5));
+    let data =
+        exchange(s.addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", Duration::from_secs(5));
     assert!(data.starts_with(b"HTTP/1.1 400 "), "{}", String::from_utf8_lossy(&data));
 }
 

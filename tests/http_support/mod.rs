@@ -143,7 +143,8 @@ pub fn parse_responses(mut data: &[u8], head_only: &[bool]) -> Vec<Resp> {
                 (n.to_ascii_lowercase(), v.trim().to_string())
             })
             .collect();
-        let len: usize = headers.iter().find(|(n, _)| n == "content-length").expect("Content-Length").1.parse().unwrap();
+        let len: usize =
+            headers.iter().find(|(n, _)| n == "content-length").expect("Content-Length").1.parse().unwrap();
         let skip = head_only.get(i).copied().unwrap_or(false) || status == 304;
         let blen = if skip { 0 } else { len };
         out.push(Resp { status, headers, body: data[end..end + blen].to_vec() });
