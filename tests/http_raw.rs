@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ferroboot::http::HttpLimits;
 use http_support::{exchange, parse_responses, start, tree};
 
-const IPXE_GET: &[u8] = include_bytes!("../../shared/fixtures/http/ipxe-get.txt");
+const IPXE_GET: &[u8] = include_bytes!("fixtures/http/ipxe-get.txt");
 
 fn ipxe_request(path: &str) -> Vec<u8> {
     String::from_utf8(IPXE_GET.to_vec()).unwrap().replace("/boot.ipxe", path).into_bytes()

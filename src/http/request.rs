@@ -194,7 +194,7 @@ pub fn trim(mut s: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    const IPXE: &[u8] = include_bytes!("../../../shared/fixtures/http/ipxe-get.txt");
+    const IPXE: &[u8] = include_bytes!("../../tests/fixtures/http/ipxe-get.txt");
 
     fn complete(buf: &[u8]) -> Request<'_> {
         match parse(buf, 8192) {

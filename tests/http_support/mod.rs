@@ -93,8 +93,7 @@ pub fn need(program: &str, package: &str) -> bool {
 }
 
 pub fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    out
+    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"))
 }
 
 pub fn curl(args: &[&str]) -> Output {
