@@ -191,6 +191,7 @@ pub struct HttpService {
     live: usize,
     /// Connections whose write budget ran out with the socket still writable.
     ready: Vec<usize>,
+    ready_spare: Vec<usize>,
     ready_since: Instant,
     /// Accept failed with a resource error (EMFILE...): retry at this instant.
     accept_retry: Option<Instant>,
@@ -236,6 +237,7 @@ impl HttpService {
             free: (0..n).rev().collect(),
             live: 0,
             ready: Vec::with_capacity(n),
+            ready_spare: Vec::with_capacity(n),
             ready_since: now,
             accept_retry: None,
         })
@@ -841,20 +843,17 @@ impl Service for HttpService {
             self.accept_retry = None;
             self.accept(registry, now);
         }
-        // Writers whose budget ran out: another turn each.
-        let mut batch = std::mem::take(&mut self.ready);
-        for &slot in &batch {
+        // Writers whose budget ran out: another turn each. Swapping with a spare list of the same
+        // capacity keeps this allocation-free while `drive` queues connections again.
+        std::mem::swap(&mut self.ready, &mut self.ready_spare);
+        for i in 0..self.ready_spare.len() {
+            let slot = self.ready_spare[i];
             self.conns[slot].queued = false;
-        }
-        for &slot in &batch {
             self.drive(registry, slot, now);
         }
-        batch.clear();
-        if self.ready.is_empty() {
-            // Keep the capacity: swap the (possibly refilled) list back.
-            std::mem::swap(&mut self.ready, &mut batch);
-        } else {
-            self.ready.append(&mut batch);
+        self.ready_spare.clear();
+        if !self.ready.is_empty() {
+            self.ready_since = now;
         }
         if self.shared.timers.len() + 1 >= self.shared.timer_cap {
             self.compact_timers();
