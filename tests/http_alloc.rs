@@ -107,7 +107,10 @@ fn round(addr: SocketAddr, keep: &mut TcpStream, buf: &mut [u8]) {
 #[test]
 fn steady_state_requests_do_not_allocate() {
     let t = http_support::tree();
-    let s = http_support::start(&t.root, HttpLimits { max_connections: 64, write_budget: 64 << 10, ..HttpLimits::default() });
+    let s = http_support::start(
+        &t.root,
+        HttpLimits { max_connections: 64, write_budget: 64 << 10, ..HttpLimits::default() },
+    );
     let addr = s.addr;
     let mut keep = TcpStream::connect(addr).unwrap();
     let mut buf = vec![0u8; 1 << 20];

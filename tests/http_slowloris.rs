@@ -64,7 +64,10 @@ fn thousand_slow_connections_do_not_slow_a_download() {
     let loaded = best_of_3(&url);
     stop.store(true, Ordering::SeqCst);
     let trickle = trickler.join().unwrap();
-    println!("unloaded {unloaded:.0} MB/s, with 1000 slow connections {loaded:.0} MB/s ({:.0}%)", 100.0 * loaded / unloaded);
+    println!(
+        "unloaded {unloaded:.0} MB/s, with 1000 slow connections {loaded:.0} MB/s ({:.0}%)",
+        100.0 * loaded / unloaded
+    );
     assert!(loaded >= 0.9 * unloaded, "download slowed to {loaded:.0} MB/s from {unloaded:.0} MB/s");
 
     // The slow ones are still connected (within their deadline) but get nothing; then they are cut.
