@@ -25,7 +25,13 @@ fuzz_target!(|data: &[u8]| {
                 assert!(r.start <= r.end && r.end < len);
                 let mut buf = [0u8; 256];
                 let mut w = Writer::new(&mut buf);
-                response::render_part(&mut w, b"fb0123456789abcdef", "application/efi", Some((r.start, r.end)), len);
+                response::render_part(
+                    &mut w,
+                    b"fb0123456789abcdef",
+                    "application/efi",
+                    Some((r.start, r.end)),
+                    len,
+                );
                 let n = w.finish().unwrap();
                 assert_eq!(
                     n as u64,
