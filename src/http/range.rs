@@ -42,9 +42,17 @@ pub enum RangeError {
 }
 
 /// Parses `header` (the `Range` field value) for a representation of `len` bytes into `out`
-/// (cleared first). On `Ok`, `out` holds at least one range.
+/// (cleared first). On `Ok`, `out` holds at least one range; on `Err` it is empty.
 pub fn parse(header: &[u8], len: u64, out: &mut Ranges) -> Result<(), RangeError> {
     out.clear();
+    let r = parse_into(header, len, out);
+    if r.is_err() {
+        out.clear();
+    }
+    r
+}
+
+fn parse_into(header: &[u8], len: u64, out: &mut Ranges) -> Result<(), RangeError> {
     let header = trim(header);
     let Some(eq) = header.iter().position(|&b| b == b'=') else {
         return Err(RangeError::Invalid);
@@ -160,6 +168,14 @@ mod tests {
         assert_eq!(ranges("bytes=-0", 1000), Err(RangeError::Unsatisfiable));
         assert_eq!(ranges("bytes=0-", 0), Err(RangeError::Unsatisfiable));
         assert_eq!(ranges("bytes=-5", 0), Err(RangeError::Unsatisfiable));
+    }
+
+    #[test]
+    fn errors_leave_no_ranges() {
+        // Found by the http_range fuzz target: a valid spec followed by garbage.
+        let mut out = Ranges::new();
+        assert_eq!(parse(b"bytes=0-1,x", 10, &mut out), Err(RangeError::Invalid));
+        assert!(out.is_empty());
     }
 
     #[test]
