@@ -39,9 +39,11 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(file.len() as u64));
     g.sample_size(20);
     for (blksize, window) in [(512u64, 1u64), (1468, 1), (1468, 16), (1468, 64), (8192, 16)] {
-        g.bench_with_input(BenchmarkId::from_parameter(format!("b{blksize}_w{window}")), &(blksize, window), |b, &(bs, w)| {
-            b.iter(|| black_box(transfer(black_box(&file), bs, w, &mut buf)))
-        });
+        g.bench_with_input(
+            BenchmarkId::from_parameter(format!("b{blksize}_w{window}")),
+            &(blksize, window),
+            |b, &(bs, w)| b.iter(|| black_box(transfer(black_box(&file), bs, w, &mut buf))),
+        );
     }
     g.finish();
 }
