@@ -25,7 +25,8 @@ fn transfer(file: &[u8], blksize: u64, window: u64, buf: &mut [u8]) -> u64 {
     while !s.is_finished() {
         while let Some(n) = s.poll_transmit(now, buf) {
             bytes += n as u64;
-            last_block = [buf[2], buf[3]];
+            // ACK 0 acknowledges the OACK; otherwise the last DATA block of the window.
+            last_block = if buf[1] == 6 { [0, 0] } else { [buf[2], buf[3]] };
         }
         s.handle(now, &[0, 4, last_block[0], last_block[1]]);
     }
