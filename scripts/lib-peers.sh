@@ -31,7 +31,9 @@ _PEERS_PIDS=()
 peers_log() { printf '[peers] %s\n' "$*" >&2; }
 peers_die() { printf '[peers] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# apt-get install, quietly and idempotently, with services kept from starting.
+# apt-get install, quietly and idempotently (nothing to do: apt is not called at all), with
+# services kept from starting (atftpd would grab port 69, nginx port 80). On failure the apt
+# output is shown.
 peers_apt_install() {
     local missing=() p
     for p in "$@"; do
@@ -39,25 +41,29 @@ peers_apt_install() {
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     peers_log "apt-get install ${missing[*]}"
-    local made_policy=0
+    local made_policy=0 rc=0 aptlog
+    aptlog=$(mktemp /tmp/ferroboot-apt.XXXXXX)
     if [ ! -e /usr/sbin/policy-rc.d ]; then
-        # Keep package maintainer scripts from starting daemons (atftpd would grab port 69).
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
         chmod 755 /usr/sbin/policy-rc.d
         made_policy=1
     fi
-    local rc=0
     if [ -z "${PEERS_APT_UPDATED:-}" ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq || rc=$?
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$aptlog" 2>&1 || rc=$?
         PEERS_APT_UPDATED=1
     fi
     if [ $rc -eq 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-            "${missing[@]}" >/dev/null || rc=$?
+            "${missing[@]}" >>"$aptlog" 2>&1 || rc=$?
     fi
     [ $made_policy -eq 1 ] && rm -f /usr/sbin/policy-rc.d
-    [ $rc -eq 0 ] || peers_die "apt-get install ${missing[*]} failed (rc=$rc)"
+    if [ $rc -ne 0 ]; then
+        sed 's/^/    /' "$aptlog" >&2
+        rm -f "$aptlog"
+        peers_die "apt-get install ${missing[*]} failed (rc=$rc)"
+    fi
+    rm -f "$aptlog"
 }
 
 # Stop and disable a packaged daemon that may have been started (atftpd's service).
