@@ -1,1 +1,109 @@
-//! Wires the configured services onto one event loop.
+//! `ferroboot serve`: applies the command-line overrides to the config, starts every enabled
+//! service on one event loop, and runs until SIGINT/SIGTERM.
+
+use crate::cli::{DhcpArg, ServeArgs};
+use crate::config::{Config, DhcpMode};
+use crate::net::{EventLoop, iface};
+use crate::status::Status;
+use crate::tftp::driver::{TftpService, TftpSettings, blksize_for_mtu};
+use crate::tftp::options::Limits;
+use std::error::Error;
+use std::net::SocketAddrV4;
+use std::rc::Rc;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// Loads the config (or the built-in defaults) and applies the flags on top.
+pub fn effective_config(args: &ServeArgs) -> Result<Config, BoxError> {
+    let mut c = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| -> BoxError { e.to_string().into() })?,
+        None => Config::default(),
+    };
+    if let Some(r) = &args.root {
+        c.root = r.clone();
+    }
+    if let Some(l) = args.listen {
+        c.listen = l;
+    }
+    if let Some(i) = &args.interface {
+        c.interface = Some(i.clone());
+    }
+    if let Some(p) = args.tftp_port {
+        c.tftp.port = p;
+    }
+    if let Some(p) = args.http_port {
+        c.http.port = p;
+    }
+    if args.no_tftp {
+        c.tftp.enabled = false;
+    }
+    if args.no_http {
+        c.http.enabled = false;
+    }
+    if let Some(d) = args.dhcp {
+        c.dhcp.mode = match d {
+            DhcpArg::Off => DhcpMode::Off,
+            DhcpArg::Server => DhcpMode::Server,
+            DhcpArg::Proxy => DhcpMode::Proxy,
+        };
+    }
+    if args.proxy_dhcp {
+        c.dhcp.mode = DhcpMode::Proxy;
+    }
+    if let Some(s) = &args.state_dir {
+        c.state_dir = s.clone();
+    }
+    Ok(c)
+}
+
+/// TFTP settings for a config: the blksize cap is the config's, else the serving MTU − 32.
+pub fn tftp_settings(c: &Config) -> TftpSettings {
+    let mtu = iface::serving_mtu(c.interface.as_deref(), c.listen);
+    TftpSettings {
+        listen: SocketAddrV4::new(c.listen, c.tftp.port),
+        root: c.root.clone(),
+        limits: Limits {
+            max_blksize: c.tftp.max_blksize.unwrap_or_else(|| blksize_for_mtu(mtu)),
+            max_windowsize: c.tftp.max_windowsize,
+            default_timeout: c.tftp.timeout,
+        },
+        retries: c.tftp.retries,
+        max_sessions: c.tftp.max_sessions,
+        device: c.interface.clone(),
+    }
+}
+
+/// Runs the services until a stop signal.
+pub fn run(c: &Config) -> Result<(), BoxError> {
+    if c.dhcp.mode != DhcpMode::Off {
+        return Err(format!(
+            "DHCP mode {:?} is not available in this build yet; run with --dhcp off beside your DHCP server",
+            c.dhcp.mode.as_str()
+        )
+        .into());
+    }
+    if let Some(i) = &c.interface {
+        if iface::by_name(i).is_none() {
+            return Err(format!("interface {i:?} does not exist").into());
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(&c.state_dir) {
+        log::warn!("state dir {}: {e} (nothing is persisted yet in this build)", c.state_dir.display());
+    }
+    let status = Rc::new(Status::default());
+    let mut ev = EventLoop::new()?;
+    if c.tftp.enabled {
+        let s = tftp_settings(c);
+        let svc = TftpService::new(s.clone(), Rc::clone(&status))
+            .map_err(|e| -> BoxError { format!("tftp: {e}").into() })?;
+        ev.add(Box::new(svc))?;
+    }
+    if c.http.enabled {
+        log::warn!("http: not available in this build yet; only TFTP is served");
+    }
+    if !c.tftp.enabled {
+        return Err("no service is enabled".into());
+    }
+    ev.run(true, || false)?;
+    Ok(())
+}

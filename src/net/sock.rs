@@ -53,3 +53,68 @@ pub fn tcp_listener(
     sock.listen(backlog)?;
     Ok(mio::net::TcpListener::from_std(sock.into()))
 }
+
+/// Metadata of one received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvMeta {
+    pub len: usize,
+    pub src: std::net::SocketAddrV4,
+    /// The local address the datagram was addressed to (IP_PKTINFO `ipi_spec_dst`).
+    pub local: Option<std::net::Ipv4Addr>,
+    /// The interface it arrived on (0: unknown).
+    pub ifindex: u32,
+}
+
+/// Asks the kernel to report each datagram's local address and interface (IP_PKTINFO).
+pub fn set_pktinfo(sock: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid fd and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// recvmsg(2) on an IPv4 UDP socket with IP_PKTINFO enabled. Never allocates.
+pub fn recv_pktinfo(sock: &impl std::os::fd::AsRawFd, buf: &mut [u8]) -> io::Result<RecvMeta> {
+    // SAFETY: every pointer handed to recvmsg points at a live local of the stated size; the
+    // control buffer is 8-byte aligned (u64 array) as CMSG_* require; cmsg headers are read only
+    // within msg_controllen as reported by the kernel.
+    unsafe {
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+        let mut control = [0u64; 16];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = &mut addr as *mut libc::sockaddr_in as *mut libc::c_void;
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, 0);
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let src = std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+            u16::from_be(addr.sin_port),
+        );
+        let mut meta = RecvMeta { len: n as usize, src, local: None, ifindex: 0 };
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
+                meta.local = Some(std::net::Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)));
+                meta.ifindex = info.ipi_ifindex as u32;
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        Ok(meta)
+    }
+}
