@@ -30,9 +30,10 @@ SECTION_T0=$SECONDS
 SUMMARY=()
 elapsed() { local s=$(( $1 )); printf '%02d:%02d' $((s / 60)) $((s % 60)); }
 end_section() {
+    local how=${1:-done}
     if [ -n "$SECTION" ]; then
-        SUMMARY+=("$(printf '%-34s %s' "$SECTION" "$(elapsed $((SECONDS - SECTION_T0)))")")
-        printf '==> %s done in %s\n' "$SECTION" "$(elapsed $((SECONDS - SECTION_T0)))"
+        SUMMARY+=("$(printf '%-34s %s%s' "$SECTION" "$(elapsed $((SECONDS - SECTION_T0)))" "${1:+  $how}")")
+        printf '==> %s %s in %s\n' "$SECTION" "$how" "$(elapsed $((SECONDS - SECTION_T0)))"
     fi
 }
 section() {
@@ -45,7 +46,7 @@ PASSED=""
 FAILED=""
 print_summary() {
     local rc=$? failed_in=$SECTION
-    end_section
+    if [ $rc -ne 0 ]; then end_section FAILED; else end_section; fi
     printf '\n==================== summary (total %s) ====================\n' "$(elapsed $((SECONDS - T0)))"
     [ ${#SUMMARY[@]} -gt 0 ] && printf '  %s\n' "${SUMMARY[@]}"
     [ -n "${TMP_LOG:-}" ] && rm -f "$TMP_LOG"
