@@ -92,7 +92,8 @@ if [[ " $SERVERS " == *" ferroboot "* ]]; then
     if [ -x "$FERROBOOT_BIN" ] && "$FERROBOOT_BIN" serve --help 2>/dev/null | grep -q -- '--tftp-port'; then
         help=$("$FERROBOOT_BIN" serve --help 2>&1)
         extra=()
-        if grep -q -- '--http-port' <<<"$help"; then extra+=(--http-port 0); fi
+        if grep -q -- "--no-http" <<<"$help"; then extra+=(--no-http)
+        elif grep -q -- "--http-port" <<<"$help"; then extra+=(--http-port 0); fi
         FERROBOOT_EXTRA_ARGS="${FERROBOOT_EXTRA_ARGS:-${extra[*]}}"
         FERROBOOT_VERSION="$("$FERROBOOT_BIN" --version 2>/dev/null || echo ferroboot) ($(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
     else
