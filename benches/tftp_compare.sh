@@ -20,6 +20,7 @@
 #   --no-build            do not run `cargo build --release` first
 #   --out FILE            markdown report (default docs/bench-tftp.md; "-" = stdout only)
 #   --max-load X          wait (up to 10 min) until the 1-min load average is below X (default 3)
+#   --keep                keep the scratch directory (server logs, raw runs) and print its path
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,6 +40,7 @@ SERVERS="atftpd tftpd-hpa dnsmasq ferroboot"
 BUILD=1
 OUT=docs/bench-tftp.md
 MAX_LOAD=3
+KEEP=0
 CLIENT_TIMEOUT=120
 SERVER_CPU=1
 CLIENT_CPU=0
@@ -53,10 +55,13 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0; shift ;;
         --out) OUT=$2; shift 2 ;;
         --max-load) MAX_LOAD=$2; shift 2 ;;
+        --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+
+FILE=bench-${SIZE_MIB}m.bin
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -70,7 +75,9 @@ NS=fbbench$$
 cleanup() {
     local rc=$?
     peers_cleanup
-    [ -n "$SCRATCH" ] && rm -rf "$SCRATCH"
+    if [ -n "$SCRATCH" ]; then
+        if [ "$KEEP" = 1 ]; then rm -f "$SCRATCH/root/$FILE" "$SCRATCH/dl/"*; log "kept $SCRATCH"; else rm -rf "$SCRATCH"; fi
+    fi
     exit $rc
 }
 trap cleanup EXIT
@@ -125,7 +132,6 @@ SCRATCH=$(mktemp -d /tmp/ferroboot-bench.XXXXXX)
 chmod 755 "$SCRATCH"
 ROOT=$SCRATCH/root
 mkdir -m 755 "$ROOT" "$SCRATCH/state" "$SCRATCH/logs" "$SCRATCH/dl"
-FILE=bench-${SIZE_MIB}m.bin
 log "creating $SIZE_MIB MiB random file"
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$ROOT/$FILE"
 head -c 100000 /dev/urandom >"$ROOT/probe.bin"
@@ -178,7 +184,7 @@ for bs in $BLKSIZES; do for ws in $WINDOWSIZES; do
         n=$((n + 1))
         out=$SCRATCH/dl/$FILE
         rm -f "$out"
-        status=OK; secs=""; mbps=""; cpu=""
+        status=OK; secs=""; mbps=""; cpu=""; notes=""
         if ! peers_server_start "$srv" "$NS" "$ROOT" "$(port_of "$srv")" "$SERVER_CPU" "fbbench-$srv" "$SCRATCH/logs/$srv.log"; then
             status="FAIL(start)"
         else
@@ -199,13 +205,17 @@ for bs in $BLKSIZES; do for ws in $WINDOWSIZES; do
             elif [ $alive -eq 0 ]; then status="FAIL(server died)"
             else mbps=$(awk -v s="$secs" -v b="$BYTES" 'BEGIN { printf "%.1f", b / s / 1e6 }')
             fi
+            if [ "$srv" = ferroboot ]; then
+                # ferroboot logs one line per transfer: packets and retransmits.
+                notes=$(grep -o '[0-9]* packets, [0-9]* retransmits' "$SCRATCH/logs/$srv.log" | tail -n 1 || true)
+            fi
             if [ "$status" != OK ]; then
                 { echo "--- $srv bs=$bs ws=$ws run=$run: $status"; tail -5 "$SCRATCH/client.log"; } >>"$SCRATCH/failures.log"
             fi
         fi
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$srv" "$bs" "$ws" "$run" "$status" \
-            "${secs:--}" "${mbps:--}" "${cpu:--}" "$(load1)" >>"$RAW"
-        log "[$n/$total] $srv bs=$bs ws=$ws run $run: $status ${secs:+${secs}s} ${mbps:+${mbps} MB/s} ${cpu:+cpu ${cpu}s}"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$srv" "$bs" "$ws" "$run" "$status" \
+            "${secs:--}" "${mbps:--}" "${cpu:--}" "$(load1)" "${notes:-}" >>"$RAW"
+        log "[$n/$total] $srv bs=$bs ws=$ws run $run: $status ${secs:+${secs}s} ${mbps:+${mbps} MB/s} ${cpu:+cpu ${cpu}s} ${notes}"
     done; done
 done; done
 ELAPSED=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
@@ -310,9 +320,9 @@ if [ "$OUT" != "-" ]; then
         echo
         echo "## Every run"
         echo
-        echo "| server | blksize | windowsize | run | status | seconds | MB/s | server CPU s | load1 |"
-        echo "|---|---:|---:|---:|---|---:|---:|---:|---:|"
-        awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$RAW"
+        echo "| server | blksize | windowsize | run | status | seconds | MB/s | server CPU s | load1 | server's own log |"
+        echo "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"
+        awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$RAW"
         if [ -s "$SCRATCH/failures.log" ]; then
             echo
             echo "## Failures (last client lines)"
