@@ -130,8 +130,8 @@ section "fuzz smoke (${FUZZ_SECONDS}s per target)"
 FUZZ_RAN=0
 if [ "${SKIP_FUZZ:-0}" = 1 ]; then
     echo "SKIP_FUZZ=1: fuzz smoke skipped"
-elif [ ! -d fuzz ]; then
-    echo "no fuzz/ directory yet: fuzz smoke skipped (nothing to fuzz)"
+elif [ ! -f fuzz/Cargo.toml ]; then
+    echo "no fuzz/Cargo.toml yet: fuzz smoke skipped (nothing to fuzz)"
 elif ! cargo +nightly --version >/dev/null 2>&1; then
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
     echo "!!! WARNING: 'cargo +nightly' is not available: the fuzz smoke is SKIPPED.        !!!" >&2
