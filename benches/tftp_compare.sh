@@ -310,6 +310,8 @@ if [ "$OUT" != "-" ]; then
         echo
         echo "$TABLE"
         echo
+        echo "Loss on loopback: the client's UDP receive buffer is the kernel default (net.core.rmem_default = $(sysctl -n net.core.rmem_default) bytes). A window of windowsize × blksize bytes larger than that (8192 × 64 = 512 KiB, 8192 × 16 = 128 KiB plus overhead) can overflow it when the client falls behind, and such a row then measures the server's loss recovery (its retransmit timeout and what it resends) more than raw speed. That is the same for every server."
+        echo
         echo "Ratios: ferroboot's median MB/s over the fastest peer's in that row (> 1: ferroboot faster); ferroboot's median CPU s over the peer using the least CPU in that row (< 1: ferroboot cheaper)."
         echo
         echo "## Options the servers granted (OACK blksize/windowsize)"
