@@ -24,6 +24,8 @@ PEERS_CG_MODE=""        # cgroup2 | proc
 PEER_PID=""
 PEER_KIND=""
 PEER_CG=""
+PEER_PORT=""            # the port the current server listens on (dnsmasq: always 69)
+export PEER_PORT
 _PEERS_NETNS=()
 _PEERS_CGS=()
 _PEERS_PIDS=()
@@ -165,10 +167,10 @@ peers_cg_create() {
 
 peers_cg_delete() {
     [ "$PEERS_CG_MODE" = cgroup2 ] || return 0
-    local cg=$PEERS_CG_ROOT/$1 pid i
+    local cg=$PEERS_CG_ROOT/$1 pid
     [ -d "$cg" ] || return 0
     for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-    for i in $(seq 50); do rmdir "$cg" 2>/dev/null && return 0; sleep 0.1; done
+    for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && return 0; sleep 0.1; done
     peers_log "WARNING: could not remove cgroup $cg"
 }
 
@@ -191,8 +193,8 @@ peers_server_cpu_usec() {
 
 # Waits until something listens on UDP PORT (127.0.0.1) in namespace NS.
 peers_wait_udp() {
-    local ns=$1 port=$2 i
-    for i in $(seq 100); do
+    local ns=$1 port=$2
+    for _ in $(seq 100); do
         if ip netns exec "$ns" ss -Hlun "sport = :$port" 2>/dev/null | grep -q .; then return 0; fi
         if [ -n "$PEER_PID" ] && ! kill -0 "$PEER_PID" 2>/dev/null; then return 1; fi
         sleep 0.05
@@ -226,6 +228,8 @@ peers_server_start() {
         ferroboot)
             [ -n "${FERROBOOT_BIN:-}" ] && [ -x "$FERROBOOT_BIN" ] || peers_die "FERROBOOT_BIN not set or not executable"
             [ -n "${FERROBOOT_STATE:-}" ] || peers_die "FERROBOOT_STATE not set"
+            # FERROBOOT_EXTRA_ARGS is split into words on purpose.
+            # shellcheck disable=SC2206
             cmd=("$FERROBOOT_BIN" serve --root "$root" --listen 127.0.0.1 --tftp-port "$port"
                  --state-dir "$FERROBOOT_STATE" ${FERROBOOT_EXTRA_ARGS:-}) ;;
         *) peers_die "unknown server kind: $kind" ;;
@@ -254,9 +258,9 @@ peers_server_start() {
 # Stops the current server with SIGTERM (then SIGKILL) and returns its exit status.
 peers_server_stop() {
     [ -n "$PEER_PID" ] || return 0
-    local pid=$PEER_PID rc=0 i
+    local pid=$PEER_PID rc=0
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
         peers_log "$PEER_KIND (pid $pid) ignored SIGTERM for 5 s; killing"
         kill -KILL "$pid" 2>/dev/null || true
