@@ -118,7 +118,7 @@ section "cargo test --release ${LOCKED[*]}"
 TMP_LOG=$(mktemp /tmp/ferroboot-test.XXXXXX)
 # Integration tests that need fixed resources (ports, namespaces) serialize themselves.
 set +e
-timeout --foreground "$TEST_TIMEOUT" cargo test --release "${LOCKED[@]}" 2>&1 | tee "$TMP_LOG"
+timeout "$TEST_TIMEOUT" cargo test --release "${LOCKED[@]}" 2>&1 | tee "$TMP_LOG"
 rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" -eq 124 ] && echo "cargo test timed out after ${TEST_TIMEOUT}s" >&2
@@ -155,7 +155,7 @@ else
         echo "--- fuzz $t (${FUZZ_SECONDS}s, $seeded)"
         t_start=$SECONDS
         set +e
-        timeout --foreground "$FUZZ_TARGET_TIMEOUT" \
+        timeout "$FUZZ_TARGET_TIMEOUT" \
             cargo +nightly fuzz run "$t" "${corpus[@]}" -- -max_total_time="$FUZZ_SECONDS" >"$FUZZ_LOG" 2>&1
         rc=$?
         set -e
