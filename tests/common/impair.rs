@@ -26,10 +26,13 @@ pub struct Stats {
     pub reordered: AtomicU64,
 }
 
+/// The last datagrams seen: (to_client, opcode, block, what happened to it).
+pub type Trace = Arc<Mutex<std::collections::VecDeque<(bool, u8, u16, &'static str)>>>;
+
 pub struct Relay {
     pub addr: SocketAddr,
     /// The last datagrams seen, for failure reports: (to_client, opcode, block, action).
-    pub trace: Arc<Mutex<std::collections::VecDeque<(bool, u8, u16, &'static str)>>>,
+    pub trace: Trace,
     pub stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -37,7 +40,7 @@ pub struct Relay {
 
 struct Impairer {
     to_client: bool,
-    trace: Arc<Mutex<std::collections::VecDeque<(bool, u8, u16, &'static str)>>>,
+    trace: Trace,
     model: Model,
     rng: u64,
     held: Option<(Vec<u8>, SocketAddr)>,
@@ -105,7 +108,7 @@ impl Relay {
         let tid: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Stats::default());
-        let trace: Arc<Mutex<std::collections::VecDeque<(bool, u8, u16, &'static str)>>> = Arc::default();
+        let trace: Trace = Arc::default();
         let mut threads = Vec::new();
         {
             // client -> server
