@@ -75,13 +75,6 @@ pub fn tftp_settings(c: &Config) -> TftpSettings {
 
 /// Runs the services until a stop signal.
 pub fn run(c: &Config) -> Result<(), BoxError> {
-    if c.dhcp.mode != DhcpMode::Off {
-        return Err(format!(
-            "DHCP mode {:?} is not available in this build yet; run with --dhcp off beside your DHCP server",
-            c.dhcp.mode.as_str()
-        )
-        .into());
-    }
     if let Some(i) = &c.interface {
         if iface::by_name(i).is_none() {
             return Err(format!("interface {i:?} does not exist").into());
@@ -92,6 +85,13 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
     }
     let status = Rc::new(Status::default());
     let mut ev = EventLoop::new()?;
+    if c.dhcp.mode != DhcpMode::Off {
+        let s = crate::dhcp::driver::settings_from_config(c)
+            .map_err(|e| -> BoxError { format!("dhcp: {e}").into() })?;
+        let svc = crate::dhcp::driver::DhcpService::new(s, Rc::clone(&status))
+            .map_err(|e| -> BoxError { format!("dhcp: {e}").into() })?;
+        ev.add(Box::new(svc))?;
+    }
     if c.tftp.enabled {
         let s = tftp_settings(c);
         let svc = TftpService::new(s.clone(), Rc::clone(&status))
@@ -101,7 +101,7 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
     if c.http.enabled {
         log::warn!("http: not available in this build yet; only TFTP is served");
     }
-    if !c.tftp.enabled {
+    if !c.tftp.enabled && c.dhcp.mode == DhcpMode::Off {
         return Err("no service is enabled".into());
     }
     ev.run(true, || false)?;

@@ -270,6 +270,8 @@ pub struct Server {
     epoch: Instant,
     epoch_unix: u64,
     stats: ServerStats,
+    /// Bindings in state Leased (kept so the count is O(1)).
+    leased: usize,
 }
 
 impl Server {
@@ -312,6 +314,7 @@ impl Server {
             epoch,
             epoch_unix,
             stats: ServerStats::default(),
+            leased: 0,
             settings,
         })
     }
@@ -387,7 +390,24 @@ impl Server {
 
     /// Leases held (not offers, not quarantines).
     pub fn lease_count(&self) -> usize {
-        self.by_ip.values().filter(|b| b.state == State::Leased).count()
+        self.leased
+    }
+
+    fn put(&mut self, ip: Ipv4Addr, b: Binding) {
+        if b.state == State::Leased {
+            self.leased += 1;
+        }
+        if self.by_ip.insert(ip, b).is_some_and(|old| old.state == State::Leased) {
+            self.leased -= 1;
+        }
+    }
+
+    fn take(&mut self, ip: Ipv4Addr) -> Option<Binding> {
+        let b = self.by_ip.remove(&ip)?;
+        if b.state == State::Leased {
+            self.leased -= 1;
+        }
+        Some(b)
     }
 
     fn in_subnet(&self, ip: Ipv4Addr) -> bool {
@@ -407,7 +427,14 @@ impl Server {
     }
 
     /// May `key` (with `mac`) hold `ip` at `now`?
-    fn available(&self, ip: Ipv4Addr, key: &ClientKey, mac: Option<[u8; 6]>, sid: Ipv4Addr, now: Instant) -> bool {
+    fn available(
+        &self,
+        ip: Ipv4Addr,
+        key: &ClientKey,
+        mac: Option<[u8; 6]>,
+        sid: Ipv4Addr,
+        now: Instant,
+    ) -> bool {
         if !self.in_subnet(ip) || ip == sid {
             return false;
         }
@@ -483,14 +510,14 @@ impl Server {
             }
         } else if let Some(prev) = self.by_key.insert(key, ip) {
             if prev != ip && self.by_ip.get(&prev).is_some_and(|b| b.key == key) {
-                self.by_ip.remove(&prev);
+                self.take(prev);
             }
         }
-        self.by_ip.insert(ip, Binding { key, mac, state, until });
+        self.put(ip, Binding { key, mac, state, until });
     }
 
     fn unbind(&mut self, ip: Ipv4Addr) {
-        if let Some(b) = self.by_ip.remove(&ip) {
+        if let Some(b) = self.take(ip) {
             if self.by_key.get(&b.key) == Some(&ip) {
                 self.by_key.remove(&b.key);
             }
@@ -553,7 +580,13 @@ impl Server {
         self.settings.server_address.unwrap_or(arrival.local_addr)
     }
 
-    fn handle_server(&mut self, now: Instant, req: &Request<'_>, arrival: &Arrival, out: &mut [u8]) -> Outcome {
+    fn handle_server(
+        &mut self,
+        now: Instant,
+        req: &Request<'_>,
+        arrival: &Arrival,
+        out: &mut [u8],
+    ) -> Outcome {
         let Some(mt) = req.message_type else { return Outcome::ignored("plain BOOTP is not served") };
         if arrival.port != SERVER_PORT {
             return Outcome::ignored("not on port 67");
@@ -600,7 +633,13 @@ impl Server {
         let ip = match self.choose(key, mac, req.requested_ip, sid, now) {
             Ok(ip) => ip,
             Err(reason) => {
-                return Outcome { event: Event::PoolExhausted, reply: None, journal: None, reason, boot: None };
+                return Outcome {
+                    event: Event::PoolExhausted,
+                    reply: None,
+                    journal: None,
+                    reason,
+                    boot: None,
+                };
             }
         };
         let keep_lease =
@@ -681,7 +720,8 @@ impl Server {
         let until = now + lease;
         let m = mac.unwrap_or_default();
         self.bind(ip, *key, m, State::Leased, until);
-        let rec = LeaseRecord { kind: RecordKind::Lease, ip, expires: self.unix_at(until), mac: m, key: *key };
+        let rec =
+            LeaseRecord { kind: RecordKind::Lease, ip, expires: self.unix_at(until), mac: m, key: *key };
         self.answer(now, req, MessageType::Ack, ip, sid, mac, out, Event::Acked, Some(rec), reason)
     }
 
@@ -703,7 +743,8 @@ impl Server {
         let until = now + self.settings.decline_quarantine;
         let m = mac.unwrap_or_default();
         self.bind(ip, *key, m, State::Declined, until);
-        let rec = LeaseRecord { kind: RecordKind::Decline, ip, expires: self.unix_at(until), mac: m, key: *key };
+        let rec =
+            LeaseRecord { kind: RecordKind::Decline, ip, expires: self.unix_at(until), mac: m, key: *key };
         Outcome {
             event: Event::Declined,
             reply: None,
@@ -718,7 +759,8 @@ impl Server {
             return Outcome::ignored("RELEASE for another server");
         }
         let ip = req.ciaddr;
-        let Some(b) = self.by_ip.get(&ip).filter(|b| b.key == *key && b.state == State::Leased).copied() else {
+        let Some(b) = self.by_ip.get(&ip).filter(|b| b.key == *key && b.state == State::Leased).copied()
+        else {
             return Outcome::ignored("RELEASE of an address this client does not hold");
         };
         self.unbind(ip);
@@ -830,7 +872,13 @@ impl Server {
         }
     }
 
-    fn handle_proxy(&mut self, now: Instant, req: &Request<'_>, arrival: &Arrival, out: &mut [u8]) -> Outcome {
+    fn handle_proxy(
+        &mut self,
+        now: Instant,
+        req: &Request<'_>,
+        arrival: &Arrival,
+        out: &mut [u8],
+    ) -> Outcome {
         let Some(mt) = req.message_type else { return Outcome::ignored("plain BOOTP is not served") };
         if !matches!(VendorClass::of(req.vendor_class), VendorClass::Pxe | VendorClass::Http) {
             return Outcome::ignored("ProxyDHCP: not a PXEClient/HTTPClient");

@@ -135,6 +135,8 @@ impl T {
         ip
     }
     fn assert_unique(&self) {
+        let leased = self.s.leases().filter(|l| !l.offered && !l.declined).count();
+        assert_eq!(self.s.lease_count(), leased);
         let mut seen = HashMap::new();
         for l in self.s.leases() {
             assert!(seen.insert(l.ip, l.key).is_none());
@@ -239,7 +241,10 @@ fn selecting_another_server_frees_our_offer_and_a_wrong_address_is_naked() {
     let ip = o.reply.unwrap().yiaddr;
     let other = Ipv4Addr::new(10, 9, 0, 2);
     let o = t.send(
-        &Msg::new(MessageType::Request, MAC_A, 1).ip(code::SERVER_ID, other).ip(code::REQUESTED_IP, ip).done(),
+        &Msg::new(MessageType::Request, MAC_A, 1)
+            .ip(code::SERVER_ID, other)
+            .ip(code::REQUESTED_IP, ip)
+            .done(),
     );
     assert_eq!(o.event, Event::Ignored);
     assert_eq!(t.s.leases().count(), 0, "the offer was dropped");
@@ -303,7 +308,9 @@ fn release_frees_and_decline_quarantines() {
     assert_eq!(t.s.lease_count(), 0);
 
     let b = t.dora(MAC_B, 3);
-    let o = t.send(&Msg::new(MessageType::Decline, MAC_B, 4).ip(code::REQUESTED_IP, b).ip(code::SERVER_ID, SID).done());
+    let o = t.send(
+        &Msg::new(MessageType::Decline, MAC_B, 4).ip(code::REQUESTED_IP, b).ip(code::SERVER_ID, SID).done(),
+    );
     assert_eq!(o.event, Event::Declined);
     assert_eq!(o.journal.unwrap().kind, RecordKind::Decline);
     // Nobody, not even B, gets the declined address during the quarantine.
