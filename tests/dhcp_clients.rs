@@ -5,50 +5,13 @@
 //! boot file. Needs root; under CI=true a missing tool or root is a failure.
 
 mod common;
+mod dhcp_common;
 
-use common::{Netns, Scratch, Server, require, require_root, run};
-use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
+use common::{Netns, Scratch, require, require_root, run};
+use dhcp_common::{Lab, client_socket, exchange, exchange_n, in_netns, message, start};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// Two namespaces joined by a veth pair: `<tag>s` (server, `10.<n>.0.1/24` on `<tag>0`) and
-/// `<tag>c` (client, `<tag>1`, no address).
-struct Lab {
-    srv: Netns,
-    cli: Netns,
-    n: u8,
-    tag: String,
-}
-
-impl Lab {
-    fn new(tag: &str, n: u8) -> Lab {
-        let srv = Netns::new(&format!("{tag}s"));
-        let cli = Netns::new(&format!("{tag}c"));
-        let (a, b) = (format!("{tag}0"), format!("{tag}1"));
-        let _ = Command::new("ip").args(["link", "del", &a]).stderr(Stdio::null()).status();
-        let (ok, out) = run(Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]));
-        assert!(ok, "veth: {out}");
-        for (dev, ns) in [(&a, &srv), (&b, &cli)] {
-            let (ok, out) = run(Command::new("ip").args(["link", "set", dev, "netns", &ns.name]));
-            assert!(ok, "{out}");
-            ns.exec_ok(&["ip", "link", "set", dev, "up"]);
-        }
-        srv.exec_ok(&["ip", "addr", "add", &format!("10.{n}.0.1/24"), "dev", &a]);
-        Lab { srv, cli, n, tag: tag.to_string() }
-    }
-    fn srv_if(&self) -> String {
-        format!("{}0", self.tag)
-    }
-    fn cli_if(&self) -> String {
-        format!("{}1", self.tag)
-    }
-    fn ip(&self, host: u8) -> Ipv4Addr {
-        Ipv4Addr::new(10, self.n, 0, host)
-    }
-}
 
 /// A config for a server on `lab` with pool .100-.120 and one reservation.
 fn config(lab: &Lab, scratch: &Scratch, mode: &str, extra: &str) -> std::path::PathBuf {
@@ -82,31 +45,6 @@ ip_address = "10.{n}.0.50"
     let p = scratch.path("ferroboot.toml");
     std::fs::write(&p, text).unwrap();
     p
-}
-
-/// Starts `ferroboot serve --config <cfg>` in `ns` and waits for the DHCP service.
-fn start(cfg: &std::path::Path, ns: &str) -> Server {
-    let bin = env!("CARGO_BIN_EXE_ferroboot");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, bin, "serve", "--config"])
-        .arg(cfg)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ferroboot");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut s = Server { child, log: rx, lines: Vec::new() };
-    s.wait_for("dhcp: serving", Duration::from_secs(10));
-    s
 }
 
 /// A udhcpc/dhclient hook script that configures the address and logs each event to `log`.
@@ -314,89 +252,6 @@ enabled = false
     srv.stop();
 }
 
-/// Runs `f` on a thread inside network namespace `ns` (sockets it opens live there).
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns on a valid namespace fd; affects only this thread.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
-/// A DHCP client message.
-fn message(mt: u8, mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr, opts: &[(u8, &[u8])]) -> Vec<u8> {
-    let mut b = vec![0u8; 240];
-    b[0] = 1;
-    b[1] = 1;
-    b[2] = 6;
-    b[4..8].copy_from_slice(&xid.to_be_bytes());
-    b[10] = 0x80;
-    b[12..16].copy_from_slice(&ciaddr.octets());
-    b[28..34].copy_from_slice(&mac);
-    b[236..240].copy_from_slice(&[99, 130, 83, 99]);
-    b.extend_from_slice(&[53, 1, mt]);
-    for (c, v) in opts {
-        b.push(*c);
-        b.push(v.len() as u8);
-        b.extend_from_slice(v);
-    }
-    b.push(255);
-    b.resize(b.len().max(300), 0);
-    b
-}
-
-/// (code → value) of a reply, plus yiaddr, siaddr and the `file` field.
-struct Parsed {
-    yiaddr: Ipv4Addr,
-    src: Ipv4Addr,
-    file: String,
-    opts: Vec<(u8, Vec<u8>)>,
-}
-
-impl Parsed {
-    fn opt(&self, c: u8) -> Option<&[u8]> {
-        self.opts.iter().find(|(k, _)| *k == c).map(|(_, v)| &v[..])
-    }
-}
-
-fn parse(buf: &[u8], src: Ipv4Addr) -> Option<Parsed> {
-    let p = ferroboot::dhcp::wire::Packet::new_checked(buf).ok()?;
-    let opts = p.options().filter_map(Result::ok).map(|(c, v)| (c, v.to_vec())).collect();
-    let file = String::from_utf8_lossy(ferroboot::dhcp::wire::c_str(p.file())).into_owned();
-    Some(Parsed { yiaddr: p.yiaddr(), src, file, opts })
-}
-
-/// Collects every reply to `xid` arriving within `wait` on a socket bound to `bind`.
-fn exchange(sock: &UdpSocket, msg: &[u8], to: SocketAddrV4, xid: u32, wait: Duration) -> Vec<Parsed> {
-    sock.send_to(msg, to).unwrap();
-    let deadline = Instant::now() + wait;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1500];
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
-        let Ok((n, from)) = sock.recv_from(&mut buf) else { break };
-        if n >= 8 && buf[0] == 2 && buf[4..8] == xid.to_be_bytes() {
-            let std::net::SocketAddr::V4(from) = from else { continue };
-            out.extend(parse(&buf[..n], *from.ip()));
-        }
-    }
-    out
-}
-
-fn client_socket(dev: &str, bind: SocketAddrV4) -> UdpSocket {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-    s.set_reuse_address(true).unwrap();
-    s.set_broadcast(true).unwrap();
-    s.bind_device(Some(dev.as_bytes())).unwrap();
-    s.bind(&bind.into()).unwrap();
-    s.into()
-}
-
 #[test]
 fn proxy_dhcp_beside_dnsmasq_gives_only_the_boot_file() {
     if !require_root() || !require("dnsmasq", "dnsmasq-base") || !require("udhcpc", "udhcpc") {
@@ -424,12 +279,13 @@ fn proxy_dhcp_beside_dnsmasq_gives_only_the_boot_file() {
         let bcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
         let pxe: &[(u8, &[u8])] =
             &[(60, b"PXEClient:Arch:00000:UNDI:002001"), (93, &[0, 0]), (55, &[1, 3, 43, 60, 66, 67])];
-        let offers = exchange(
+        let offers = exchange_n(
             &sock,
             &message(1, mac, 0x1111, Ipv4Addr::UNSPECIFIED, pxe),
             bcast,
             0x1111,
             Duration::from_secs(3),
+            2,
         );
         // Take dnsmasq's address, then ask the ProxyDHCP on 4011 from it.
         let lease = offers.iter().find(|o| !o.yiaddr.is_unspecified()).map(|o| (o.yiaddr, o.src));
