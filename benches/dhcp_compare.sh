@@ -78,7 +78,7 @@ TOML
 
 start_dnsmasq() {
     rm -f "$WORK/dnsmasq.leases"
-    ip netns exec $S dnsmasq --no-daemon --port=0 --no-ping --interface=fbb0 --bind-interfaces \
+    ip netns exec $S dnsmasq --keep-in-foreground --quiet-dhcp --port=0 --no-ping --interface=fbb0 --bind-interfaces \
         --dhcp-range=10.90.1.0,10.90.250.255,255.255.0.0,1h --dhcp-lease-max=100000 \
         --dhcp-leasefile="$WORK/dnsmasq.leases" --log-facility="$WORK/dnsmasq.log" &
     PID=$!

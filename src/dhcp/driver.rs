@@ -1,9 +1,10 @@
 //! The DHCP service on the event loop: UDP 67 (and 4011 in proxy mode), the lease journal, and
 //! reply delivery per RFC 2131 §4.1. All protocol decisions are in [`super::server`].
 //!
-//! One wake-up: every datagram waiting on a socket is handled into a preallocated reply slot;
-//! the lease changes they produced are appended to the journal; then one `fdatasync` makes them
-//! durable and only then are the replies sent (so an ACK never leaves before its lease is on
+//! One wake-up: every datagram waiting on a socket is handled into a preallocated reply slot.
+//! Replies that change nothing durable (OFFER, NAK, INFORM, ProxyDHCP) leave at once; the lease
+//! changes of ACKs are appended to the journal, then one `fdatasync` makes them durable and only
+//! then are those ACKs sent (so an ACK never leaves before its lease is on
 //! disk, and a burst of ACKs costs one fsync). If the sync fails, the ACKs are dropped (the
 //! clients retry) and the failure is counted.
 //!
@@ -39,7 +40,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 const HEADROOM: usize = 28;
 /// Largest reply payload.
 const MAX_REPLY: usize = 1472;
-/// Replies buffered in one wake-up before a forced flush.
+/// ACKs buffered in one wake-up (waiting for the journal sync) before a forced flush.
 const QUEUE: usize = 64;
 
 /// Everything the service needs to run.
@@ -291,15 +292,21 @@ impl DhcpService {
                 }
             }
             if let Some(plan) = o.reply {
-                self.pending[self.npending] = Some(Pending {
+                let p = Pending {
                     len: plan.len,
                     delivery: plan.delivery,
                     server_id: plan.server_id,
                     ifindex: meta.ifindex,
                     socket: which,
                     durable: o.journal.is_some(),
-                });
-                self.npending += 1;
+                };
+                if p.durable {
+                    self.pending[self.npending] = Some(p);
+                    self.npending += 1;
+                } else {
+                    // OFFER, NAK, INFORM and ProxyDHCP replies change nothing durable: no wait.
+                    self.send(self.npending, &p);
+                }
             }
         }
         self.flush_pending(now);
