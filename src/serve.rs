@@ -81,7 +81,7 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
         }
     }
     if let Err(e) = std::fs::create_dir_all(&c.state_dir) {
-        log::warn!("state dir {}: {e} (nothing is persisted yet in this build)", c.state_dir.display());
+        log::warn!("state dir {}: {e}", c.state_dir.display());
     }
     let status = Rc::new(Status::default());
     let mut ev = EventLoop::new()?;

@@ -80,12 +80,12 @@ pub fn settings_from_config(c: &Config) -> Result<DhcpSettings, String> {
         .flat_map(|i| i.ipv4.iter().map(|(a, _)| *a));
     let mut found: Vec<Ipv4Addr> = candidates.collect();
     found.sort_by_key(|a| !in_pool(*a));
+    // Without a pool subnet (proxy mode) and without an interface, every address is a guess:
+    // answer from whichever address each request arrived on instead.
+    let subnet_known = c.dhcp.subnet.is_some() && c.dhcp.netmask.is_some();
     let server_address = c.server_address.or_else(|| {
-        found.iter().copied().find(|a| in_pool(*a)).or(if c.interface.is_some() {
-            found.first().copied()
-        } else {
-            None
-        })
+        let in_subnet = if subnet_known { found.iter().copied().find(|a| in_pool(*a)) } else { None };
+        in_subnet.or(if c.interface.is_some() { found.first().copied() } else { None })
     });
     let policy_addr = server_address.or(found.first().copied()).unwrap_or(Ipv4Addr::UNSPECIFIED);
     let policy = PolicyConfig::new(mode, policy_addr, c.http.port);
