@@ -66,6 +66,7 @@ pub fn tftp_settings(c: &Config) -> TftpSettings {
         limits: Limits {
             max_blksize: c.tftp.max_blksize.unwrap_or_else(|| blksize_for_mtu(mtu)),
             max_windowsize: c.tftp.max_windowsize,
+            max_window_bytes: c.tftp.max_window_bytes,
             default_timeout: c.tftp.timeout,
         },
         retries: c.tftp.retries,

@@ -47,7 +47,12 @@ fn session<'f>(
 }
 
 fn limits() -> Limits {
-    Limits { max_blksize: 65464, max_windowsize: 1024, default_timeout: Duration::from_secs(1) }
+    Limits {
+        max_blksize: 65464,
+        max_windowsize: 1024,
+        max_window_bytes: usize::MAX,
+        default_timeout: Duration::from_secs(1),
+    }
 }
 
 /// Deterministic xorshift for the lossy network.
