@@ -81,6 +81,9 @@ echo "repo:    $REPO ($(git rev-parse --short HEAD 2>/dev/null || echo 'not a gi
 echo "machine: $(nproc) CPUs, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
 echo "cargo:   $(cargo --version)"
 echo "CI=$CI"
+# The slowloris test holds 1,000 client and 1,000 server sockets in one process.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+echo "open files limit: $(ulimit -n)"
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     section "apt packages"

@@ -3,6 +3,7 @@
 
 use crate::cli::{DhcpArg, ServeArgs};
 use crate::config::{Config, DhcpMode};
+use crate::http::{HttpLimits, HttpService};
 use crate::net::{EventLoop, iface};
 use crate::status::Status;
 use crate::tftp::driver::{TftpService, TftpSettings, blksize_for_mtu};
@@ -73,6 +74,18 @@ pub fn tftp_settings(c: &Config) -> TftpSettings {
     }
 }
 
+/// HTTP limits from the config.
+pub fn http_limits(c: &Config) -> HttpLimits {
+    HttpLimits {
+        max_connections: c.http.max_connections,
+        max_header_bytes: c.http.max_header_bytes,
+        header_timeout: c.http.header_timeout,
+        keep_alive_timeout: c.http.keepalive_timeout,
+        write_timeout: c.http.write_timeout,
+        ..HttpLimits::default()
+    }
+}
+
 /// Runs the services until a stop signal.
 pub fn run(c: &Config) -> Result<(), BoxError> {
     if c.dhcp.mode != DhcpMode::Off {
@@ -99,9 +112,12 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
         ev.add(Box::new(svc))?;
     }
     if c.http.enabled {
-        log::warn!("http: not available in this build yet; only TFTP is served");
+        let addr = std::net::SocketAddr::from((c.listen, c.http.port));
+        let svc = HttpService::new(addr, c.root.clone(), http_limits(c), Rc::clone(&status))
+            .map_err(|e| -> BoxError { format!("http: {e}").into() })?;
+        ev.add(Box::new(svc))?;
     }
-    if !c.tftp.enabled {
+    if !c.tftp.enabled && !c.http.enabled {
         return Err("no service is enabled".into());
     }
     ev.run(true, || false)?;

@@ -142,11 +142,29 @@ impl Default for TftpConfig {
 pub struct HttpConfig {
     pub enabled: bool,
     pub port: u16,
+    /// Open connections at most; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Largest request line + headers (414 / 431 beyond).
+    pub max_header_bytes: usize,
+    /// A request head must arrive within this (the slowloris guard).
+    pub header_timeout: Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub keepalive_timeout: Duration,
+    /// A response that makes no progress for this long is abandoned.
+    pub write_timeout: Duration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { enabled: true, port: DEFAULT_HTTP_PORT }
+        HttpConfig {
+            enabled: true,
+            port: DEFAULT_HTTP_PORT,
+            max_connections: 2048,
+            max_header_bytes: 8192,
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -327,9 +345,9 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, raw: RawConfig) -> Config {
-        let mut c = Config::default();
-        c.interface = raw.interface.map(|s| s.into_inner());
-        c.server_address = self.opt_ip(&raw.server_address, "server_address");
+        let server_address = self.opt_ip(&raw.server_address, "server_address");
+        let mut c =
+            Config { interface: raw.interface.map(|s| s.into_inner()), server_address, ..Config::default() };
         if let Some(l) = &raw.listen {
             if let Some(ip) = self.ip(l, "listen") {
                 c.listen = ip;
@@ -355,6 +373,36 @@ impl Validator<'_> {
                 if let Some(p) = self.int(p, "http.port", 1, 65535) {
                     c.http.port = p as u16;
                 }
+            }
+            if let Some(n) =
+                h.max_connections.as_ref().and_then(|n| self.int(n, "http.max_connections", 1, 1 << 20))
+            {
+                c.http.max_connections = n as usize;
+            }
+            if let Some(n) =
+                h.max_header_bytes.as_ref().and_then(|n| self.int(n, "http.max_header_bytes", 512, 1 << 20))
+            {
+                c.http.max_header_bytes = n as usize;
+            }
+            let ms = |v: i64| Duration::from_millis(v as u64);
+            if let Some(n) = h
+                .header_timeout_ms
+                .as_ref()
+                .and_then(|n| self.int(n, "http.header_timeout_ms", 100, 3_600_000))
+            {
+                c.http.header_timeout = ms(n);
+            }
+            if let Some(n) = h
+                .keepalive_timeout_ms
+                .as_ref()
+                .and_then(|n| self.int(n, "http.keepalive_timeout_ms", 100, 3_600_000))
+            {
+                c.http.keepalive_timeout = ms(n);
+            }
+            if let Some(n) =
+                h.write_timeout_ms.as_ref().and_then(|n| self.int(n, "http.write_timeout_ms", 100, 3_600_000))
+            {
+                c.http.write_timeout = ms(n);
             }
         }
         for (name, p) in &raw.profiles {

@@ -63,6 +63,11 @@ pub struct RawTftp {
 pub struct RawHttp {
     pub enabled: Option<bool>,
     pub port: Option<S<i64>>,
+    pub max_connections: Option<S<i64>>,
+    pub max_header_bytes: Option<S<i64>>,
+    pub header_timeout_ms: Option<S<i64>>,
+    pub keepalive_timeout_ms: Option<S<i64>>,
+    pub write_timeout_ms: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

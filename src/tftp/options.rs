@@ -59,6 +59,8 @@ pub struct Negotiated {
     pub blksize: u16,
     pub windowsize: u16,
     pub timeout: Duration,
+    /// The client negotiated `timeout` (RFC 2349): retransmit after exactly that long.
+    pub timeout_negotiated: bool,
     /// The client asked for the transfer size and we told it.
     pub tsize: Option<u64>,
     /// Accepted options in request order.
@@ -105,6 +107,7 @@ pub fn negotiate(req: &Request<'_>, file_size: u64, limits: &Limits) -> Negotiat
         blksize: DEFAULT_BLKSIZE,
         windowsize: 1,
         timeout: limits.default_timeout,
+        timeout_negotiated: false,
         tsize: None,
         accepted: heapless::Vec::new(),
     };
@@ -127,6 +130,7 @@ pub fn negotiate(req: &Request<'_>, file_size: u64, limits: &Limits) -> Negotiat
             }
             Opt::Timeout if (1..=255).contains(&v) => {
                 n.timeout = Duration::from_secs(v);
+                n.timeout_negotiated = true;
                 Some(v)
             }
             Opt::Windowsize if !netascii && (1..=65535).contains(&v) => {

@@ -135,6 +135,63 @@ struct Netascii {
     end: AsciiPos,
 }
 
+/// Shortest adaptive retransmission timeout.
+pub const MIN_RTO: Duration = Duration::from_millis(25);
+
+/// The retransmission timer. A timeout the client negotiated (RFC 2349) is used exactly.
+/// Otherwise it adapts to the measured round trip as TCP does (RFC 6298: SRTT + 4·RTTVAR, no
+/// samples from retransmitted blocks per Karn), between [`MIN_RTO`] and the configured default,
+/// and doubles (up to that default) on each consecutive timeout. On a LAN that means a lost
+/// block costs tens of milliseconds instead of a second.
+#[derive(Debug, Clone, Copy)]
+struct Rto {
+    fixed: bool,
+    max: Duration,
+    current: Duration,
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    /// A fresh (never retransmitted) packet being timed: when it left and its block index.
+    sample: Option<(Instant, u64)>,
+}
+
+impl Rto {
+    fn new(timeout: Duration, fixed: bool) -> Rto {
+        Rto { fixed, max: timeout, current: timeout, srtt: None, rttvar: Duration::ZERO, sample: None }
+    }
+
+    fn on_fresh_send(&mut self, now: Instant, idx: u64) {
+        if !self.fixed && self.sample.is_none() {
+            self.sample = Some((now, idx));
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, acked: u64) {
+        let Some((t, idx)) = self.sample else { return };
+        if acked < idx {
+            return;
+        }
+        self.sample = None;
+        let r = now.saturating_duration_since(t);
+        let (srtt, rttvar) = match self.srtt {
+            None => (r, r / 2),
+            Some(s) => {
+                let diff = s.abs_diff(r);
+                ((s * 7 + r) / 8, (self.rttvar * 3 + diff) / 4)
+            }
+        };
+        self.srtt = Some(srtt);
+        self.rttvar = rttvar;
+        self.current = (srtt + rttvar * 4).clamp(MIN_RTO, self.max.max(MIN_RTO));
+    }
+
+    fn on_timeout(&mut self) {
+        self.sample = None;
+        if !self.fixed {
+            self.current = (self.current * 2).min(self.max.max(MIN_RTO));
+        }
+    }
+}
+
 /// Session parameters that do not come from negotiation.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
@@ -149,7 +206,7 @@ pub struct Session<F> {
     size: u64,
     blksize: usize,
     windowsize: u64,
-    timeout: Duration,
+    rto: Rto,
     max_retries: u8,
     oack: [u8; super::options::MAX_OACK],
     oack_len: usize,
@@ -160,6 +217,8 @@ pub struct Session<F> {
     acked: u64,
     /// Next block index to send.
     next: u64,
+    /// Highest block index ever sent (a block at or below it is a retransmission).
+    highest_sent: u64,
     /// Index of the final (short) block once known.
     last: Option<u64>,
     deadline: Option<Instant>,
@@ -195,7 +254,7 @@ impl<F: ReadAt> Session<F> {
             size,
             blksize,
             windowsize: if netascii.is_some() { 1 } else { u64::from(neg.windowsize.max(1)) },
-            timeout: neg.timeout,
+            rto: Rto::new(neg.timeout, neg.timeout_negotiated),
             max_retries: limits.retries,
             oack,
             oack_len,
@@ -204,6 +263,7 @@ impl<F: ReadAt> Session<F> {
             oack_due: oack_len > 0,
             acked: 0,
             next: 1,
+            highest_sent: 0,
             last,
             deadline: None,
             retries: 0,
@@ -242,7 +302,7 @@ impl<F: ReadAt> Session<F> {
     }
 
     /// Handles one datagram from the client's TID.
-    pub fn handle(&mut self, _now: Instant, datagram: &[u8]) -> Input {
+    pub fn handle(&mut self, now: Instant, datagram: &[u8]) -> Input {
         let pkt = match wire::parse(datagram) {
             Ok(p) => p,
             Err(_) => return Input::Malformed,
@@ -255,6 +315,7 @@ impl<F: ReadAt> Session<F> {
                 Input::Finished
             }
             (Phase::Oack, Packet::Ack { block: 0 }) => {
+                self.rto.on_ack(now, 0);
                 self.phase = Phase::Data;
                 self.oack_due = false;
                 self.retries = 0;
@@ -265,12 +326,12 @@ impl<F: ReadAt> Session<F> {
                 self.stats.duplicates += 1;
                 Input::Duplicate
             }
-            (Phase::Data, Packet::Ack { block }) => self.on_ack(block),
+            (Phase::Data, Packet::Ack { block }) => self.on_ack(now, block),
             _ => Input::Unexpected,
         }
     }
 
-    fn on_ack(&mut self, block: u16) -> Input {
+    fn on_ack(&mut self, now: Instant, block: u16) -> Input {
         // The distance from the last acknowledged block, modulo 2^16. In flight are
         // acked+1 ..= next-1; anything else is stale or a duplicate.
         let d = u64::from(block.wrapping_sub(self.acked as u16));
@@ -280,6 +341,7 @@ impl<F: ReadAt> Session<F> {
         }
         self.acked += d;
         self.retries = 0;
+        self.rto.on_ack(now, self.acked);
         // RFC 7440: an ACK inside the window means the client has everything up to it; resume
         // from the block after it.
         self.next = self.acked + 1;
@@ -309,13 +371,19 @@ impl<F: ReadAt> Session<F> {
             return;
         }
         self.retries += 1;
+        self.rto.on_timeout();
         match self.phase {
             Phase::Oack => self.oack_due = true,
             Phase::Data => self.next = self.acked + 1,
             Phase::Done(_) => {}
         }
         // Re-armed when the resend goes out; this guards against a driver that cannot send.
-        self.deadline = Some(now + self.timeout);
+        self.deadline = Some(now + self.rto.current);
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.rto.current
     }
 
     /// Aborts the session: the client is sent ERROR `code`.
@@ -340,7 +408,11 @@ impl<F: ReadAt> Session<F> {
                 }
                 self.oack_due = false;
                 buf[..self.oack_len].copy_from_slice(&self.oack[..self.oack_len]);
-                self.sent(now, self.oack_len, self.retries > 0);
+                let retransmit = self.retries > 0;
+                if !retransmit {
+                    self.rto.on_fresh_send(now, 0);
+                }
+                self.sent(now, self.oack_len, retransmit);
                 Some(self.oack_len)
             }
             Phase::Data => {
@@ -361,7 +433,15 @@ impl<F: ReadAt> Session<F> {
                     self.last = Some(idx);
                 }
                 self.next = idx + 1;
-                self.sent(now, 4 + len, self.retries > 0);
+                let retransmit = idx <= self.highest_sent;
+                if retransmit {
+                    // Karn: a resent block's ACK says nothing about the round trip.
+                    self.rto.sample = None;
+                } else {
+                    self.highest_sent = idx;
+                    self.rto.on_fresh_send(now, idx);
+                }
+                self.sent(now, 4 + len, retransmit);
                 Some(4 + len)
             }
         }
@@ -372,6 +452,12 @@ impl<F: ReadAt> Session<F> {
     pub fn unsend(&mut self) {
         if self.phase == Phase::Data && self.next > self.acked + 1 {
             self.next -= 1;
+            if self.highest_sent == self.next {
+                self.highest_sent -= 1;
+                if self.rto.sample.is_some_and(|(_, i)| i == self.next) {
+                    self.rto.sample = None;
+                }
+            }
             self.stats.packets_sent = self.stats.packets_sent.saturating_sub(1);
         } else if self.phase == Phase::Oack {
             self.oack_due = true;
@@ -384,7 +470,7 @@ impl<F: ReadAt> Session<F> {
         if retransmit {
             self.stats.retransmits += 1;
         }
-        self.deadline = Some(now + self.timeout);
+        self.deadline = Some(now + self.rto.current);
     }
 
     fn fill_block(&mut self, idx: u64, out: &mut [u8]) -> io::Result<usize> {

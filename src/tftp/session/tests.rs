@@ -122,7 +122,7 @@ impl Client {
             Packet::Data { block, data } => {
                 if self.done {
                     // Retransmitted final block: ACK it again.
-                    return self.last_ack.map(|b| ack_vec(b));
+                    return self.last_ack.map(ack_vec);
                 }
                 if block == self.expected as u16 {
                     self.wire_blocks.push(block);
@@ -550,6 +550,55 @@ fn timeout_option_sets_the_retransmit_interval() {
     s.poll_transmit(now, &mut buf).unwrap();
     assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(3)));
     let _ = OP_OACK;
+}
+
+#[test]
+fn the_retransmit_timer_adapts_to_a_fast_path_and_backs_off() {
+    let file = pattern(512 * 10);
+    let mut s = session(&file, "octet", &[], limits(), 5);
+    let mut now = Instant::now();
+    let mut buf = vec![0u8; 600];
+    assert_eq!(s.rto(), Duration::from_secs(1), "starts at the configured default");
+    for block in 1..=4u16 {
+        s.poll_transmit(now, &mut buf).unwrap();
+        now += Duration::from_micros(300);
+        s.handle(now, &[0, 4, 0, block as u8]);
+    }
+    assert_eq!(s.rto(), MIN_RTO, "a 0.3 ms round trip brings the timer down to its floor");
+    s.poll_transmit(now, &mut buf).unwrap();
+    assert_eq!(s.poll_timeout(), Some(now + MIN_RTO));
+    now += MIN_RTO;
+    s.handle_timeout(now);
+    assert_eq!(s.rto(), MIN_RTO * 2, "doubles on a timeout");
+    s.poll_transmit(now, &mut buf).unwrap();
+    now += MIN_RTO * 2;
+    s.handle_timeout(now);
+    assert_eq!(s.rto(), MIN_RTO * 4);
+    // Karn: the ACK of a retransmitted block is not a sample.
+    s.poll_transmit(now, &mut buf).unwrap();
+    now += Duration::from_millis(90);
+    s.handle(now, &[0, 4, 0, 5]);
+    assert_eq!(s.rto(), MIN_RTO * 4);
+}
+
+#[test]
+fn a_negotiated_timeout_is_used_exactly() {
+    let file = pattern(512 * 10);
+    let mut s = session(&file, "octet", &[("timeout", 3)], limits(), 5);
+    let mut now = Instant::now();
+    let mut buf = vec![0u8; 600];
+    s.poll_transmit(now, &mut buf).unwrap(); // OACK
+    s.handle(now, &[0, 4, 0, 0]);
+    for block in 1..=4u16 {
+        s.poll_transmit(now, &mut buf).unwrap();
+        now += Duration::from_micros(300);
+        s.handle(now, &[0, 4, 0, block as u8]);
+    }
+    s.poll_transmit(now, &mut buf).unwrap();
+    assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(3)));
+    now += Duration::from_secs(3);
+    s.handle_timeout(now);
+    assert_eq!(s.rto(), Duration::from_secs(3), "no backoff either");
 }
 
 mod prop {
