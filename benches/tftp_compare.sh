@@ -21,6 +21,7 @@
 #   --out FILE            markdown report (default docs/bench-tftp.md; "-" = stdout only)
 #   --max-load X          wait (up to 10 min) until the 1-min load average is below X (default 3)
 #   --keep                keep the scratch directory (server logs, raw runs) and print its path
+#   --from DIR            no measuring: rewrite the report from a directory kept with --keep
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +31,7 @@ cd "$REPO"
 
 CMDLINE="sudo bash benches/tftp_compare.sh"
 for a in "$@"; do
+    # shellcheck disable=SC2089  # literal quotes: the command is shown, not run
     if [[ $a =~ ^[A-Za-z0-9_./=:+-]+$ ]]; then CMDLINE+=" $a"; else CMDLINE+=" \"$a\""; fi
 done
 RUNS=3
@@ -41,6 +43,7 @@ BUILD=1
 OUT=docs/bench-tftp.md
 MAX_LOAD=3
 KEEP=0
+FROM=""
 CLIENT_TIMEOUT=120
 SERVER_CPU=1
 CLIENT_CPU=0
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --max-load) MAX_LOAD=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --from) FROM=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -83,6 +87,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+if [ -z "$FROM" ]; then
 log "installing / checking peers"
 peers_install
 command -v bc >/dev/null 2>&1 || true
@@ -102,7 +107,7 @@ if [[ " $SERVERS " == *" ferroboot "* ]]; then
         if grep -q -- "--no-http" <<<"$help"; then extra+=(--no-http)
         elif grep -q -- "--http-port" <<<"$help"; then extra+=(--http-port 0); fi
         FERROBOOT_EXTRA_ARGS="${FERROBOOT_EXTRA_ARGS:-${extra[*]}}"
-        FERROBOOT_VERSION="$("$FERROBOOT_BIN" --version 2>/dev/null || echo ferroboot) ($(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+        FERROBOOT_VERSION="$("$FERROBOOT_BIN" --version 2>/dev/null || echo ferroboot) (src at commit $(git log -1 --format=%h -- src Cargo.toml Cargo.lock 2>/dev/null || echo "?"))"
     else
         FERROBOOT_NOTE="ferroboot was not measured: $FERROBOOT_BIN has no \`serve --tftp-port\` yet (branch $(git rev-parse --abbrev-ref HEAD 2>/dev/null), commit $(git rev-parse --short HEAD 2>/dev/null))."
         log "$FERROBOOT_NOTE"
@@ -220,18 +225,38 @@ for bs in $BLKSIZES; do for ws in $WINDOWSIZES; do
 done; done
 ELAPSED=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+FAILS=$SCRATCH/failures.log
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+MACHINE="$(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
+VERSIONS="$(peers_versions | sed 's/  */ /g' | paste -sd ';' | sed 's/;/; /g')${FERROBOOT_VERSION:+; ferroboot: $FERROBOOT_VERSION}"
+ATFTP_VERSION=$(dpkg-query -W -f='${Version}' atftp)
+RMEM=$(sysctl -n net.core.rmem_default)
+# shellcheck disable=SC2090
+declare -p CMDLINE RUNS SIZE_MIB BYTES BLKSIZES WINDOWSIZES SERVER_LIST FERROBOOT_NOTE \
+    FERROBOOT_VERSION FERROBOOT_EXTRA_ARGS LOAD_START LOAD_END ELAPSED DATE MACHINE VERSIONS \
+    ATFTP_VERSION RMEM PEERS_CG_MODE SERVER_CPU CLIENT_CPU CLIENT_TIMEOUT 2>/dev/null \
+    | sed 's/^declare -[a-z]* /declare -g /; s/^declare -g -/declare -g/' >"$SCRATCH/meta.sh"
+else
+    # Report only, from a kept scratch directory.
+    # shellcheck disable=SC1091
+    . "$FROM/meta.sh"
+    RAW=$FROM/runs.tsv; NEG=$FROM/negotiated.tsv; FAILS=$FROM/failures.log
+fi
 
 # --- report -------------------------------------------------------------------------------
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "" } else if (NR % 2) { print v[(NR + 1) / 2] } else { printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 } }'; }
+median() { # median [printf format], one number a line on stdin
+    sort -g | awk -v f="${1:-%.3f}" 'NF { v[++n] = $1 } END { if (n == 0) print ""; else if (n % 2) printf f "\n", v[(n + 1) / 2]; else printf f "\n", (v[n / 2] + v[n / 2 + 1]) / 2 }'
+}
 cell_mbps() { # srv bs ws -> "median" or "median (k FAIL)" or "FAIL"
     local ok fails m
     ok=$(awk -F'\t' -v s="$1" -v b="$2" -v w="$3" '$1==s && $2==b && $3==w && $5=="OK" { print $7 }' "$RAW")
     fails=$(awk -F'\t' -v s="$1" -v b="$2" -v w="$3" '$1==s && $2==b && $3==w && $5!="OK"' "$RAW" | wc -l)
-    m=$(median <<<"$ok" | grep . || true)
+    m=$(median %.1f <<<"$ok" | grep . || true)
     if [ -z "$m" ]; then echo "FAIL"; elif [ "$fails" -gt 0 ]; then echo "$m ($fails FAIL)"; else echo "$m"; fi
 }
 med_field() { # srv bs ws field(7=mbps,8=cpu) -> median over OK runs, empty if none
-    awk -F'\t' -v s="$1" -v b="$2" -v w="$3" -v f="$4" '$1==s && $2==b && $3==w && $5=="OK" { print $f }' "$RAW" | median | grep . || true
+    local fmt=%.3f; [ "$4" = 7 ] && fmt=%.1f
+    awk -F'\t' -v s="$1" -v b="$2" -v w="$3" -v f="$4" '$1==s && $2==b && $3==w && $5=="OK" { print $f }' "$RAW" | median "$fmt" | grep . || true
 }
 neg_of() { awk -F'\t' -v s="$1" -v b="$2" -v w="$3" '$1==s && $2==b && $3==w { print $4 }' "$NEG"; }
 
@@ -290,10 +315,10 @@ if [ "$OUT" != "-" ]; then
         echo "Generated by \`benches/tftp_compare.sh\`; do not edit by hand, rerun it."
         echo
         echo "- Command: \`$CMDLINE\` (from the repository root, as root)"
-        echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-        echo "- Machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
+        echo "- Date: $DATE"
+        echo "- Machine: $MACHINE"
         echo "- Load average (1/5/15 min): $LOAD_START at start, $LOAD_END at end (a shared 2-core machine: other work may add noise)"
-        echo "- Servers: $(peers_versions | sed 's/  */ /g' | paste -sd ';' | sed 's/;/; /g')${FERROBOOT_VERSION:+; ferroboot: $FERROBOOT_VERSION}"
+        echo "- Servers: $VERSIONS"
         [ -n "$FERROBOOT_NOTE" ] && echo "- **$FERROBOOT_NOTE**"
         echo "- File: one $SIZE_MIB MiB ($BYTES bytes) file of random data (/dev/urandom), sha256 of every download checked; served from the page cache"
         echo "- $RUNS runs per server and case; medians over successful runs; a failed, corrupted or timed-out (${CLIENT_TIMEOUT} s) transfer counts as FAIL (shown next to the median); each server started fresh for every run; servers alternate run by run; total $ELAPSED s"
@@ -302,7 +327,7 @@ if [ "$OUT" != "-" ]; then
         echo
         echo "All servers and the client run in one network namespace made for the benchmark, which has only \`lo\` (127.0.0.1, plus 127.0.0.2 so that glibc's AI_ADDRCONFIG lets tftpd-hpa resolve its bind address). Servers listen on 127.0.0.1, one at a time (atftpd :6901, tftpd-hpa :6902, ferroboot :6904; dnsmasq on :69, its TFTP port is fixed). Each server is pinned to CPU $SERVER_CPU and the client to CPU $CLIENT_CPU with \`taskset\`."
         echo
-        echo "- Client: \`atftp --option \"blksize B\" --option \"windowsize W\" -g -r FILE -l OUT 127.0.0.1 PORT\` (atftp $(dpkg-query -W -f='${Version}' atftp), RFC 7440 capable). MB/s = $BYTES bytes / client wall time / 10^6, including the request and option negotiation."
+        echo "- Client: \`atftp --option \"blksize B\" --option \"windowsize W\" -g -r FILE -l OUT 127.0.0.1 PORT\` (atftp $ATFTP_VERSION, RFC 7440 capable). MB/s = $BYTES bytes / client wall time / 10^6, including the request and option negotiation."
         echo "- Server CPU s: \`usage_usec\` of a cgroup v2 group holding only the server's process tree (tftpd-hpa forks one process per transfer, atftpd uses threads), read right before the client starts and 0.1 s after it exits. Mode here: $PEERS_CG_MODE."
         echo "- Server options: atftpd \`--daemon --no-fork --no-multicast --maxthread 100\`; tftpd-hpa \`-L -s -B 65464\` (unpacked with \`dpkg -x\`, as it conflicts with atftpd); dnsmasq \`--port=0 --enable-tftp --edns-packet-max=65000\` (without that option dnsmasq caps blksize at 2263)${FERROBOOT_VERSION:+; ferroboot \`serve --root ROOT --listen 127.0.0.1 --tftp-port PORT --state-dir DIR ${FERROBOOT_EXTRA_ARGS:-}\`}."
         echo
@@ -310,7 +335,7 @@ if [ "$OUT" != "-" ]; then
         echo
         echo "$TABLE"
         echo
-        echo "Loss on loopback: the client's UDP receive buffer is the kernel default (net.core.rmem_default = $(sysctl -n net.core.rmem_default) bytes). A window of windowsize × blksize bytes larger than that (8192 × 64 = 512 KiB, 8192 × 16 = 128 KiB plus overhead) can overflow it when the client falls behind, and such a row then measures the server's loss recovery (its retransmit timeout and what it resends) more than raw speed. That is the same for every server."
+        echo "Loss on loopback: the client's UDP receive buffer is the kernel default (net.core.rmem_default = $RMEM bytes). A window of windowsize × blksize bytes larger than that (8192 × 64 = 512 KiB, 8192 × 16 = 128 KiB plus overhead) can overflow it when the client falls behind, and such a row then measures the server's loss recovery (its retransmit timeout and what it resends) more than raw speed. That is the same for every server."
         echo
         echo "Ratios: ferroboot's median MB/s over the fastest peer's in that row (> 1: ferroboot faster); ferroboot's median CPU s over the peer using the least CPU in that row (< 1: ferroboot cheaper)."
         echo
@@ -325,16 +350,16 @@ if [ "$OUT" != "-" ]; then
         echo "| server | blksize | windowsize | run | status | seconds | MB/s | server CPU s | load1 | server's own log |"
         echo "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"
         awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$RAW"
-        if [ -s "$SCRATCH/failures.log" ]; then
+        if [ -s "$FAILS" ]; then
             echo
             echo "## Failures (last client lines)"
             echo
             echo '```'
-            cat "$SCRATCH/failures.log"
+            cat "$FAILS"
             echo '```'
         fi
     } >"$OUT"
     log "report written to $OUT"
 fi
 nfail=$(awk -F'\t' '$5 != "OK"' "$RAW" | wc -l)
-log "done: $total runs, $nfail FAIL, ${ELAPSED}s"
+log "done: $(wc -l <"$RAW") runs, $nfail FAIL, ${ELAPSED}s"

@@ -6,9 +6,10 @@
 #
 # Builds the release binary, puts a boot file (iPXE's real undionly.kpxe when the `ipxe`
 # package is there, else a generated one) in a temporary root, starts `ferroboot serve` on
-# 127.0.0.1 with a free TFTP port, fetches the file the way the runbook checks it
-# (tftp ... -c get undionly.kpxe /tmp/test.kpxe), compares sha256, then stops ferroboot with
-# SIGTERM and checks that it exits 0. Environment: DEMO_OUT (default /tmp/test.kpxe).
+# 127.0.0.1 with a free TFTP port and a free HTTP port, fetches the file the way the runbook
+# checks it (tftp ... -c get undionly.kpxe /tmp/test.kpxe; curl /health; curl -I /boot/...),
+# compares sha256 (TFTP and HTTP), then stops ferroboot with SIGTERM and checks that it exits 0.
+# Only 127.0.0.1 is used. Environment: DEMO_OUT (default /tmp/test.kpxe).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,7 +36,7 @@ trap 'exit 130' INT TERM
 
 step "tools"
 if [ "$(id -u)" -eq 0 ]; then
-    peers_apt_install ipxe tftp-hpa iproute2
+    peers_apt_install ipxe tftp-hpa curl iproute2
 fi
 command -v tftp >/dev/null 2>&1 || fail "the tftp-hpa client (tftp) is missing: apt-get install tftp-hpa (or run as root)"
 ok "tftp client: $(command -v tftp)"
@@ -59,17 +60,21 @@ fi
 SHA=$(sha256sum "$TMP/root/undionly.kpxe" | cut -d' ' -f1)
 
 step "start ferroboot"
-port_free() { ! ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
-PORT=""
-for _ in $(seq 50); do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if port_free "$p"; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || fail "no free UDP port found"
+free_port() { # free_port u|t -> a port nothing listens on (UDP or TCP)
+    local p
+    for _ in $(seq 50); do
+        p=$(( 20000 + RANDOM % 40000 ))
+        if ! ss -Hl"$1"n "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return 0; fi
+    done
+    return 1
+}
+PORT=$(free_port u) || fail "no free UDP port found"
 help=$("$BIN" serve --help 2>&1)
 args=(serve --root "$TMP/root" --listen 127.0.0.1 --tftp-port "$PORT" --state-dir "$TMP/state")
-if grep -q -- '--no-http' <<<"$help"; then args+=(--no-http)
-elif grep -q -- '--http-port' <<<"$help"; then args+=(--http-port 0)
+HPORT=""
+if grep -q -- '--http-port' <<<"$help"; then
+    HPORT=$(free_port t) || fail "no free TCP port found"
+    args+=(--http-port "$HPORT")
 fi
 grep -q -- '--dhcp' <<<"$help" && args+=(--dhcp off)
 echo "    $ ferroboot ${args[*]}"
@@ -81,7 +86,16 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 ss -Hlun "sport = :$PORT" 2>/dev/null | grep -q . || fail "ferroboot is not listening on 127.0.0.1:$PORT after 5 s"
-ok "ferroboot (pid $FB_PID) listening on 127.0.0.1:$PORT/udp"
+ok "ferroboot (pid $FB_PID) listening on 127.0.0.1:$PORT/udp (TFTP)"
+if [ -n "$HPORT" ]; then
+    for _ in $(seq 60); do ss -Hltn "sport = :$HPORT" 2>/dev/null | grep -q . && break; sleep 0.05; done
+    if ss -Hltn "sport = :$HPORT" 2>/dev/null | grep -q .; then
+        ok "listening on 127.0.0.1:$HPORT/tcp (HTTP)"
+    else
+        echo "    note: this build does not serve HTTP (nothing on 127.0.0.1:$HPORT/tcp): HTTP checks skipped"
+        HPORT=""
+    fi
+fi
 
 step "the runbook's check: tftp 127.0.0.1 $PORT -c get undionly.kpxe $OUT"
 rm -f "$OUT"
@@ -93,6 +107,26 @@ timeout 30 tftp -m binary 127.0.0.1 "$PORT" -c get undionly.kpxe "$OUT" || rc=$?
 GOT=$(sha256sum "$OUT" | cut -d' ' -f1)
 [ "$GOT" = "$SHA" ] || fail "sha256 mismatch: served $SHA, got $GOT"
 ok "$(stat -c %s "$OUT") bytes, sha256 $SHA matches"
+
+if [ -n "$HPORT" ]; then
+    step "the runbook's HTTP checks (port $HPORT instead of 8080)"
+    echo "    $ curl http://127.0.0.1:$HPORT/health"
+    health=$(curl -sS --max-time 10 -w '\n%{http_code}' "http://127.0.0.1:$HPORT/health") || fail "curl /health failed"
+    code=${health##*$'\n'}; health=${health%$'\n'*}
+    echo "    $health"
+    [ "$code" = 200 ] || fail "/health answered HTTP $code"
+    ok "/health: 200"
+    echo "    $ curl -I http://127.0.0.1:$HPORT/boot/undionly.kpxe"
+    head=$(curl -sS --max-time 10 -I "http://127.0.0.1:$HPORT/boot/undionly.kpxe") || fail "curl -I failed"
+    sed 's/\r$//; s/^/    /' <<<"$head"
+    grep -q '^HTTP/1\.[01] 200' <<<"$head" || fail "HEAD /boot/undionly.kpxe is not 200"
+    len=$(tr -d '\r' <<<"$head" | awk -F': *' 'tolower($1) == "content-length" { print $2 }')
+    [ "$len" = "$(stat -c %s "$TMP/root/undionly.kpxe")" ] || fail "Content-Length $len, file has $(stat -c %s "$TMP/root/undionly.kpxe") bytes"
+    ok "HEAD: 200, Content-Length $len"
+    curl -fsS --max-time 30 -o "$TMP/http.kpxe" "http://127.0.0.1:$HPORT/boot/undionly.kpxe" || fail "HTTP GET failed"
+    [ "$(sha256sum "$TMP/http.kpxe" | cut -d' ' -f1)" = "$SHA" ] || fail "HTTP download sha256 mismatch"
+    ok "GET /boot/undionly.kpxe: sha256 matches"
+fi
 
 step "stop ferroboot with SIGTERM"
 kill -TERM "$FB_PID"
@@ -106,4 +140,4 @@ ok "ferroboot exited 0"
 echo "--- ferroboot log:"
 sed 's/^/    /' "$TMP/ferroboot.log"
 
-printf '\nDEMO OK: ferroboot served undionly.kpxe over TFTP on 127.0.0.1:%s and stopped cleanly.\n' "$PORT"
+printf '\nDEMO OK: ferroboot served undionly.kpxe over TFTP (127.0.0.1:%s)%s and stopped cleanly.\n' "$PORT" "${HPORT:+ and HTTP (127.0.0.1:$HPORT)}"

@@ -11,6 +11,7 @@
 #   FUZZ_SECONDS        per-target fuzz time (default 20)
 #   SKIP_INSTALL=1      do not touch apt or cargo install (for quick local reruns)
 #   SKIP_FUZZ=1         skip the fuzz smoke (local reruns only; CI never sets it)
+#   SKIP_TESTS=1        skip build and cargo test (local reruns of the fuzz smoke only)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -114,6 +115,7 @@ fi
 LOCKED=()
 [ -f Cargo.lock ] && LOCKED=(--locked)
 
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
 section "cargo build --release ${LOCKED[*]}"
 cargo build --release "${LOCKED[@]}"
 
@@ -128,6 +130,7 @@ set -e
 PASSED=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i) ~ /^passed;?$/) s += $(i - 1) } END { print s + 0 }' "$TMP_LOG")
 FAILED=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i) ~ /^failed;?$/) s += $(i - 1) } END { print s + 0 }' "$TMP_LOG")
 [ "$rc" -eq 0 ] || exit "$rc"
+fi
 
 section "fuzz smoke (${FUZZ_SECONDS}s per target)"
 FUZZ_RAN=0
