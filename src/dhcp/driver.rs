@@ -371,7 +371,7 @@ impl DhcpService {
         };
         let Some(sock) = self.sockets[sock_idx].as_ref() else { return };
         let payload = &self.slots[slot][HEADROOM..HEADROOM + p.len];
-        match send_pktinfo(sock, payload, dst, ifindex, p.server_id) {
+        match sock::send_pktinfo(sock, payload, dst, ifindex, p.server_id) {
             Ok(n) => {
                 Counters::inc(&self.status.dhcp_counters.packets_out);
                 Counters::add(&self.status.dhcp_counters.bytes_out, n as u64);
@@ -528,44 +528,6 @@ fn send_packet(fd: &OwnedFd, frame: &[u8], ifindex: u32, mac: [u8; 6]) -> io::Re
             &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
             std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
         );
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
-    }
-}
-
-/// sendmsg(2) with an IP_PKTINFO control message: leave by `ifindex` (0: by route) with source
-/// address `src` (0.0.0.0: the kernel's choice). Never allocates.
-fn send_pktinfo(
-    sock: &impl AsRawFd,
-    buf: &[u8],
-    dst: SocketAddrV4,
-    ifindex: u32,
-    src: Ipv4Addr,
-) -> io::Result<usize> {
-    // SAFETY: as in `sock::recv_pktinfo`: live locals of the stated sizes, an 8-byte aligned
-    // control buffer large enough for one in_pktinfo cmsg, written through CMSG_* only.
-    unsafe {
-        let mut addr: libc::sockaddr_in = std::mem::zeroed();
-        addr.sin_family = libc::AF_INET as libc::sa_family_t;
-        addr.sin_port = dst.port().to_be();
-        addr.sin_addr.s_addr = u32::from(*dst.ip()).to_be();
-        let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
-        let mut control = [0u64; 8];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_name = &mut addr as *mut libc::sockaddr_in as *mut libc::c_void;
-        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::IPPROTO_IP;
-        (*cmsg).cmsg_type = libc::IP_PKTINFO;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
-        let mut info: libc::in_pktinfo = std::mem::zeroed();
-        info.ipi_ifindex = ifindex as i32;
-        info.ipi_spec_dst.s_addr = u32::from(src).to_be();
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in_pktinfo, info);
-        let n = libc::sendmsg(sock.as_raw_fd(), &msg, 0);
         if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
     }
 }

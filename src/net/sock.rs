@@ -123,6 +123,44 @@ pub fn recv_pktinfo(sock: &impl std::os::fd::AsRawFd, buf: &mut [u8]) -> io::Res
 pub const GSO_MAX_BYTES: usize = 65_000;
 pub const GSO_MAX_SEGMENTS: usize = 64;
 
+/// sendmsg(2) of one datagram to an IPv4 `dst` with one control message `(level, kind, data)`.
+/// `T` is the control payload (a `u16` for UDP_SEGMENT, an `in_pktinfo` for IP_PKTINFO). Never
+/// allocates.
+fn sendmsg_v4<T: Copy>(
+    sock: &impl std::os::fd::AsRawFd,
+    buf: &[u8],
+    dst: std::net::SocketAddrV4,
+    level: libc::c_int,
+    kind: libc::c_int,
+    data: T,
+) -> io::Result<usize> {
+    const { assert!(std::mem::size_of::<T>() <= 32) };
+    // SAFETY: every pointer points at a live local of the stated size; the control buffer is
+    // 8-byte aligned and holds CMSG_SPACE(size_of::<T>()) ≤ 48 bytes, written through CMSG_*.
+    unsafe {
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_port = dst.port().to_be();
+        addr.sin_addr.s_addr = u32::from(*dst.ip()).to_be();
+        let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+        let mut control = [0u64; 8];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = &mut addr as *mut libc::sockaddr_in as *mut libc::c_void;
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<T>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<T>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut T, data);
+        let n = libc::sendmsg(sock.as_raw_fd(), &msg, 0);
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+}
+
 /// Sends `buf` as consecutive datagrams of `segment` bytes each (the last may be shorter) in one
 /// sendmsg(2) with UDP generic segmentation offload (UDP_SEGMENT, Linux ≥ 4.18). The receiver
 /// sees ordinary datagrams. `dst` must be IPv4. Never allocates.
@@ -135,28 +173,21 @@ pub fn send_gso(
     let std::net::SocketAddr::V4(dst) = dst else {
         return Err(io::Error::new(io::ErrorKind::Unsupported, "GSO send to IPv6"));
     };
-    // SAFETY: all pointers point at live locals of the stated sizes; the control buffer is
-    // 8-byte aligned and CMSG_SPACE(2) bytes of it are used, as CMSG_* require.
-    unsafe {
-        let mut addr: libc::sockaddr_in = std::mem::zeroed();
-        addr.sin_family = libc::AF_INET as libc::sa_family_t;
-        addr.sin_port = dst.port().to_be();
-        addr.sin_addr.s_addr = u32::from(*dst.ip()).to_be();
-        let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
-        let mut control = [0u64; 4];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_name = &mut addr as *mut libc::sockaddr_in as *mut libc::c_void;
-        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_UDP;
-        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, segment);
-        let n = libc::sendmsg(sock.as_raw_fd(), &msg, 0);
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
-    }
+    sendmsg_v4(sock, buf, dst, libc::SOL_UDP, libc::UDP_SEGMENT, segment)
+}
+
+/// sendmsg(2) with an IP_PKTINFO control message: leave by `ifindex` (0: by route) with source
+/// address `src` (0.0.0.0: the kernel's choice). Never allocates.
+pub fn send_pktinfo(
+    sock: &impl std::os::fd::AsRawFd,
+    buf: &[u8],
+    dst: std::net::SocketAddrV4,
+    ifindex: u32,
+    src: std::net::Ipv4Addr,
+) -> io::Result<usize> {
+    // SAFETY: in_pktinfo is plain old data; all-zero is a valid value.
+    let mut info: libc::in_pktinfo = unsafe { std::mem::zeroed() };
+    info.ipi_ifindex = ifindex as i32;
+    info.ipi_spec_dst.s_addr = u32::from(src).to_be();
+    sendmsg_v4(sock, buf, dst, libc::IPPROTO_IP, libc::IP_PKTINFO, info)
 }
