@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side: ferroboot's HTTP service vs nginx (sendfile on, one worker) serving one file to
 # 1, 8 and 32 concurrent curl clients over loopback. Median of 3 runs per point; reports MB/s
-# (all clients together) and server CPU seconds per GB sent (utime+stime from /proc).
+# (all clients together) and server CPU seconds per GB sent (utime+stime from /proc). Both
+# servers run pinned to CPU 1 and every curl to CPU 0.
 #
 #   benches/http_compare.sh                 # 500 MiB file, release build
-#   SIZE_MIB=100 PROFILE=test benches/http_compare.sh
+#   SIZE_MIB=100 PROFILE=dev benches/http_compare.sh
 #
 # Needs: curl, nginx (apt-get install -y nginx curl).
 set -euo pipefail
@@ -23,9 +24,8 @@ done
 work=$(mktemp -d)
 fb_pid=""; nginx_pid=""
 cleanup() {
-    touch "$work/stop"
     [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
-    [ -n "$fb_pid" ] && wait "$fb_pid" 2>/dev/null || true
+    [ -n "$fb_pid" ] && kill "$fb_pid" 2>/dev/null && wait "$fb_pid" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,12 +33,14 @@ mkdir -p "$work/root" "$work/nginx"
 head -c "${SIZE_MIB}M" /dev/urandom > "$work/root/big.img"
 bytes=$((SIZE_MIB * 1024 * 1024))
 
-# ferroboot: the in-process server test, built with the chosen profile.
-bin=$(cargo test --profile "$PROFILE" --test http_bench_server --no-run --message-format=json 2>/dev/null \
-    | sed -n 's/.*"executable":"\([^"]*http_bench_server[^"]*\)".*/\1/p' | tail -1)
-[ -x "$bin" ] || { echo "could not build the bench server" >&2; exit 1; }
-FERROBOOT_BENCH_ROOT="$work/root" FERROBOOT_BENCH_PORT=$FB_PORT FERROBOOT_BENCH_STOP="$work/stop" \
-    "$bin" --ignored --exact serve_for_benchmark --nocapture >/dev/null 2>&1 &
+# ferroboot: the real binary, HTTP only, access log off (nginx runs with access_log off too).
+bin=target/release/ferroboot
+[ "$PROFILE" = release ] || bin=target/debug/ferroboot
+cargo build --profile "$( [ "$PROFILE" = release ] && echo release || echo dev )" >/dev/null 2>&1
+[ -x "$bin" ] || { echo "could not build ferroboot" >&2; exit 1; }
+mkdir -p "$work/state"
+RUST_LOG=warn taskset -c 1 "$bin" serve --root "$work/root" --listen 127.0.0.1 --http-port "$FB_PORT" --no-tftp \
+    --state-dir "$work/state" >"$work/ferroboot.log" 2>&1 &
 fb_pid=$!
 
 # nginx: one worker, sendfile on, same file under /boot/.
@@ -60,7 +62,7 @@ http {
     server { listen 127.0.0.1:$NGINX_PORT; location /boot/ { alias $work/root/; } }
 }
 CONF
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+taskset -c 1 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 nginx_pid=$!
 
 wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null -r 0-0 "$1" && return 0; sleep 0.1; done; return 1; }
@@ -76,7 +78,7 @@ run_once() { # url conc pid -> "MBps cpu_s_per_GB"
     local url=$1 conc=$2 pid=$3 t0 t1 c0 c1
     c0=$(ticks "$pid"); t0=$(date +%s.%N)
     local pids=()
-    for _ in $(seq "$conc"); do curl -s -o /dev/null "$url" & pids+=($!); done
+    for _ in $(seq "$conc"); do taskset -c 0 curl -s -o /dev/null "$url" & pids+=($!); done
     wait "${pids[@]}"
     t1=$(date +%s.%N); c1=$(ticks "$pid")
     awk -v b="$bytes" -v n="$conc" -v t="$(echo "$t1 - $t0" | bc -l)" -v c=$((c1 - c0)) -v hz="$hz" \

@@ -7,7 +7,7 @@ use ferroboot::tftp::options::{Limits, negotiate};
 use ferroboot::tftp::session::{Session, SessionLimits};
 use ferroboot::tftp::wire::{MAX_PACKET, OptionWriter, Packet, parse};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn transfer(file: &[u8], blksize: u64, window: u64, buf: &mut [u8]) -> u64 {
     let mut rrq = [0u8; 96];
@@ -16,7 +16,12 @@ fn transfer(file: &[u8], blksize: u64, window: u64, buf: &mut [u8]) -> u64 {
     w.option(b"blksize", blksize).unwrap().option(b"windowsize", window).unwrap();
     let n = w.len();
     let Ok(Packet::Rrq(req)) = parse(&rrq[..n]) else { unreachable!() };
-    let limits = Limits { max_blksize: 65464, max_windowsize: 1024, default_timeout: Duration::from_secs(1) };
+    let limits = Limits {
+        max_blksize: 65464,
+        max_windowsize: 1024,
+        max_window_bytes: usize::MAX,
+        ..Limits::default()
+    };
     let neg = negotiate(&req, file.len() as u64, &limits);
     let mut s = Session::new(file, file.len() as u64, &neg, false, SessionLimits { retries: 5 });
     let now = Instant::now();

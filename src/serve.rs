@@ -66,6 +66,7 @@ pub fn tftp_settings(c: &Config) -> TftpSettings {
         limits: Limits {
             max_blksize: c.tftp.max_blksize.unwrap_or_else(|| blksize_for_mtu(mtu)),
             max_windowsize: c.tftp.max_windowsize,
+            max_window_bytes: c.tftp.max_window_bytes,
             default_timeout: c.tftp.timeout,
         },
         retries: c.tftp.retries,
@@ -88,23 +89,23 @@ pub fn http_limits(c: &Config) -> HttpLimits {
 
 /// Runs the services until a stop signal.
 pub fn run(c: &Config) -> Result<(), BoxError> {
-    if c.dhcp.mode != DhcpMode::Off {
-        return Err(format!(
-            "DHCP mode {:?} is not available in this build yet; run with --dhcp off beside your DHCP server",
-            c.dhcp.mode.as_str()
-        )
-        .into());
-    }
     if let Some(i) = &c.interface {
         if iface::by_name(i).is_none() {
             return Err(format!("interface {i:?} does not exist").into());
         }
     }
     if let Err(e) = std::fs::create_dir_all(&c.state_dir) {
-        log::warn!("state dir {}: {e} (nothing is persisted yet in this build)", c.state_dir.display());
+        log::warn!("state dir {}: {e}", c.state_dir.display());
     }
     let status = Rc::new(Status::default());
     let mut ev = EventLoop::new()?;
+    if c.dhcp.mode != DhcpMode::Off {
+        let s = crate::dhcp::driver::settings_from_config(c)
+            .map_err(|e| -> BoxError { format!("dhcp: {e}").into() })?;
+        let svc = crate::dhcp::driver::DhcpService::new(s, Rc::clone(&status))
+            .map_err(|e| -> BoxError { format!("dhcp: {e}").into() })?;
+        ev.add(Box::new(svc))?;
+    }
     if c.tftp.enabled {
         let s = tftp_settings(c);
         let svc = TftpService::new(s.clone(), Rc::clone(&status))
@@ -117,7 +118,7 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
             .map_err(|e| -> BoxError { format!("http: {e}").into() })?;
         ev.add(Box::new(svc))?;
     }
-    if !c.tftp.enabled && !c.http.enabled {
+    if !c.tftp.enabled && !c.http.enabled && c.dhcp.mode == DhcpMode::Off {
         return Err("no service is enabled".into());
     }
     ev.run(true, || false)?;

@@ -94,7 +94,7 @@ fn steady_state_transfer_allocates_nothing_per_block() {
         let settings = TftpSettings {
             listen: SocketAddrV4::new([127, 0, 0, 1].into(), port),
             root,
-            limits: Limits { max_blksize: 1468, max_windowsize: 64, default_timeout: Duration::from_secs(1) },
+            limits: Limits { max_blksize: 1468, ..Limits::default() },
             retries: 5,
             max_sessions: 64,
             device: None,

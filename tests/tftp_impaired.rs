@@ -178,7 +178,22 @@ fn impaired_transfer(client: &str, size: u64) {
             ])
             .arg(&out)),
     };
-    assert!(ok, "{client}: {log}");
+    if !ok {
+        let _ = srv.stop();
+        let tail: Vec<&String> = srv.lines.iter().rev().take(60).collect();
+        let log: String =
+            log.lines().filter(|l| !l.starts_with("got wrong block")).collect::<Vec<_>>().join("\n");
+        let trace: Vec<String> = relay
+            .trace
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(c, op, b, what)| format!("{} op{op} #{b} {what}", if *c { "S->C" } else { "C->S" }))
+            .collect();
+        panic!(
+            "{client} failed: {log}\nserver log (last lines, newest first): {tail:#?}\nrelay trace: {trace:#?}"
+        );
+    }
     assert_eq!(sha256(&out), want, "{client}: file differs after the lossy path");
     let st = &relay.stats;
     let (dropped, dup, reord) = (

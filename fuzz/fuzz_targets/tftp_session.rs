@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let n = w.len();
     let Ok(Packet::Rrq(req)) = parse(&rrq[..n]) else { panic!("our own RRQ must parse") };
-    let neg = negotiate(&req, file_len as u64, &Limits { max_blksize: 65464, max_windowsize: 64, default_timeout: Duration::from_millis(100) });
+    let neg = negotiate(&req, file_len as u64, &Limits { max_blksize: 65464, max_windowsize: 64, max_window_bytes: 1 << 16, default_timeout: Duration::from_millis(100) });
     let mut s = Session::new(&file[..], file_len as u64, &neg, netascii, SessionLimits { retries: 3 });
     let mut now = Instant::now();
     let mut buf = vec![0u8; MAX_PACKET];

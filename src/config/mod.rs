@@ -118,6 +118,8 @@ pub struct TftpConfig {
     pub max_blksize: Option<u16>,
     /// Largest RFC 7440 windowsize we accept.
     pub max_windowsize: u16,
+    /// Largest burst, windowsize × blksize bytes, we grant (the windowsize is lowered to fit).
+    pub max_window_bytes: usize,
     /// Retransmit timeout when the client does not ask for one (RFC 2349 `timeout`).
     pub timeout: Duration,
     /// Retransmissions of one packet before the session is abandoned.
@@ -132,6 +134,7 @@ impl Default for TftpConfig {
             max_sessions: 1024,
             max_blksize: None,
             max_windowsize: 64,
+            max_window_bytes: crate::tftp::options::DEFAULT_MAX_WINDOW_BYTES,
             timeout: Duration::from_millis(1000),
             retries: 5,
         }
@@ -562,6 +565,11 @@ impl Validator<'_> {
         if let Some(n) = &t.max_windowsize {
             if let Some(n) = self.int(n, "tftp.max_windowsize", 1, 65535) {
                 c.max_windowsize = n as u16;
+            }
+        }
+        if let Some(n) = &t.max_window_bytes {
+            if let Some(n) = self.int(n, "tftp.max_window_bytes", 512, 1 << 30) {
+                c.max_window_bytes = n as usize;
             }
         }
         if let Some(n) = &t.timeout_ms {

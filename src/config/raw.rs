@@ -54,6 +54,7 @@ pub struct RawTftp {
     pub max_sessions: Option<S<i64>>,
     pub max_blksize: Option<S<i64>>,
     pub max_windowsize: Option<S<i64>>,
+    pub max_window_bytes: Option<S<i64>>,
     pub timeout_ms: Option<S<i64>>,
     pub retries: Option<S<i64>>,
 }

@@ -19,13 +19,25 @@ pub const MAX_OACK: usize = 128;
 pub struct Limits {
     pub max_blksize: u16,
     pub max_windowsize: u16,
+    /// Largest burst (windowsize × blksize bytes) we grant. A window larger than the client's
+    /// socket receive buffer (208 KiB by default on Linux) overflows it on every burst and the
+    /// transfer crawls from one loss recovery to the next, so the windowsize is lowered to fit.
+    pub max_window_bytes: usize,
     /// Retransmit timeout when the client does not ask for one.
     pub default_timeout: Duration,
 }
 
+/// Default for [`Limits::max_window_bytes`].
+pub const DEFAULT_MAX_WINDOW_BYTES: usize = 64 << 10;
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_blksize: 1468, max_windowsize: 64, default_timeout: Duration::from_secs(1) }
+        Limits {
+            max_blksize: 1468,
+            max_windowsize: 64,
+            max_window_bytes: DEFAULT_MAX_WINDOW_BYTES,
+            default_timeout: Duration::from_secs(1),
+        }
     }
 }
 
@@ -99,7 +111,8 @@ impl Negotiated {
 /// - tsize is answered with the true size when the client sent one (RFC 2349 says 0 in an RRQ);
 ///   declined in netascii mode, where the size on the wire is not the file size.
 /// - timeout 1..=255 seconds is granted as asked (RFC 2349 does not allow a counter-offer).
-/// - windowsize 1..=65535 is granted, capped at `limits.max_windowsize`; declined in netascii
+/// - windowsize 1..=65535 is granted, capped at `limits.max_windowsize` and so that one window
+///   holds at most `limits.max_window_bytes` (at least one block); declined in netascii
 ///   mode (netascii transfers are lock-step).
 /// - The first occurrence of an option wins; unknown options are ignored.
 pub fn negotiate(req: &Request<'_>, file_size: u64, limits: &Limits) -> Negotiated {
@@ -145,6 +158,16 @@ pub fn negotiate(req: &Request<'_>, file_size: u64, limits: &Limits) -> Negotiat
             let _ = n.accepted.push((opt, g));
         }
     }
+    // The byte cap depends on the final blksize, whatever order the options came in.
+    let by_bytes = (limits.max_window_bytes / usize::from(n.blksize)).clamp(1, 65535) as u16;
+    if n.windowsize > by_bytes {
+        n.windowsize = by_bytes;
+        for (opt, v) in n.accepted.iter_mut() {
+            if *opt == Opt::Windowsize {
+                *v = u64::from(by_bytes);
+            }
+        }
+    }
     n
 }
 
@@ -188,7 +211,12 @@ mod tests {
 
     #[test]
     fn caps_invalid_values_unknown_and_duplicates() {
-        let limits = Limits { max_blksize: 1024, max_windowsize: 8, default_timeout: Duration::from_secs(2) };
+        let limits = Limits {
+            max_blksize: 1024,
+            max_windowsize: 8,
+            max_window_bytes: DEFAULT_MAX_WINDOW_BYTES,
+            default_timeout: Duration::from_secs(2),
+        };
         let r = req(b"\x00\x01f\x00octet\x00BLKSIZE\x009000\x00windowsize\x0064\x00foo\x001\x00blksize\x00512\x00timeout\x000\x00");
         let n = negotiate(&r, 10, &limits);
         assert_eq!((n.blksize, n.windowsize, n.timeout), (1024, 8, Duration::from_secs(2)));
@@ -200,6 +228,22 @@ mod tests {
         let r = req(b"\x00\x01f\x00octet\x00timeout\x00255\x00blksize\x0065464\x00");
         let n = negotiate(&r, 10, &Limits { max_blksize: 65464, ..limits });
         assert_eq!(oack(&n), b"\x00\x06timeout\x00255\x00blksize\x0065464\x00");
+    }
+
+    #[test]
+    fn a_window_never_holds_more_than_max_window_bytes() {
+        let l = Limits { max_blksize: 65464, ..Limits::default() };
+        // windowsize before blksize: the cap still uses the final blksize.
+        let r = req(b"\x00\x01f\x00octet\x00windowsize\x0064\x00blksize\x008192\x00");
+        let n = negotiate(&r, 10, &l);
+        assert_eq!((n.blksize, n.windowsize), (8192, 8));
+        assert_eq!(oack(&n), b"\x00\x06windowsize\x008\x00blksize\x008192\x00");
+        let r = req(b"\x00\x01f\x00octet\x00blksize\x001468\x00windowsize\x0064\x00");
+        assert_eq!(negotiate(&r, 10, &l).windowsize, 44);
+        let r = req(b"\x00\x01f\x00octet\x00blksize\x0065464\x00windowsize\x004\x00");
+        assert_eq!(negotiate(&r, 10, &l).windowsize, 1, "at least one block");
+        let r = req(b"\x00\x01f\x00octet\x00blksize\x001468\x00windowsize\x004\x00");
+        assert_eq!(negotiate(&r, 10, &l).windowsize, 4, "EDK2's request is untouched");
     }
 
     #[test]

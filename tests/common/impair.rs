@@ -26,14 +26,21 @@ pub struct Stats {
     pub reordered: AtomicU64,
 }
 
+/// The last datagrams seen: (to_client, opcode, block, what happened to it).
+pub type Trace = Arc<Mutex<std::collections::VecDeque<(bool, u8, u16, &'static str)>>>;
+
 pub struct Relay {
     pub addr: SocketAddr,
+    /// The last datagrams seen, for failure reports: (to_client, opcode, block, action).
+    pub trace: Trace,
     pub stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 struct Impairer {
+    to_client: bool,
+    trace: Trace,
     model: Model,
     rng: u64,
     held: Option<(Vec<u8>, SocketAddr)>,
@@ -48,21 +55,34 @@ impl Impairer {
         self.rng % 100 < pct
     }
 
+    fn note(&self, pkt: &[u8], what: &'static str) {
+        let mut t = self.trace.lock().unwrap();
+        if t.len() >= 80 {
+            t.pop_front();
+        }
+        let block = if pkt.len() >= 4 { u16::from_be_bytes([pkt[2], pkt[3]]) } else { 0 };
+        t.push_back((self.to_client, pkt.get(1).copied().unwrap_or(0), block, what));
+    }
+
     fn send(&mut self, sock: &UdpSocket, pkt: &[u8], to: SocketAddr) {
         if self.roll(self.model.loss_pct) {
+            self.note(pkt, "dropped");
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if self.held.is_none() && self.roll(self.model.reorder_pct) {
             // Hold this one back; it goes out after the next datagram (or after a short pause).
             self.held = Some((pkt.to_vec(), to));
+            self.note(pkt, "held");
             self.stats.reordered.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let _ = sock.send_to(pkt, to);
+        self.note(pkt, "sent");
         self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
         if self.roll(self.model.dup_pct) {
             let _ = sock.send_to(pkt, to);
+            self.note(pkt, "sent twice");
             self.stats.duplicated.fetch_add(1, Ordering::Relaxed);
         }
         self.flush(sock);
@@ -71,6 +91,7 @@ impl Impairer {
     fn flush(&mut self, sock: &UdpSocket) {
         if let Some((p, to)) = self.held.take() {
             let _ = sock.send_to(&p, to);
+            self.note(&p, "released");
         }
     }
 }
@@ -87,12 +108,20 @@ impl Relay {
         let tid: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Stats::default());
+        let trace: Trace = Arc::default();
         let mut threads = Vec::new();
         {
             // client -> server
             let (down, up) = (down.try_clone().unwrap(), up.try_clone().unwrap());
             let (client, tid, stop) = (client.clone(), tid.clone(), stop.clone());
-            let mut imp = Impairer { model, rng: seed | 1, held: None, stats: stats.clone() };
+            let mut imp = Impairer {
+                to_client: false,
+                trace: trace.clone(),
+                model,
+                rng: seed | 1,
+                held: None,
+                stats: stats.clone(),
+            };
             threads.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 70_000];
                 while !stop.load(Ordering::Relaxed) {
@@ -118,7 +147,14 @@ impl Relay {
             // server -> client
             let (down, up) = (down, up);
             let (client, tid, stop) = (client, tid, stop.clone());
-            let mut imp = Impairer { model, rng: (seed ^ 0x9e37_79b9) | 1, held: None, stats: stats.clone() };
+            let mut imp = Impairer {
+                to_client: true,
+                trace: trace.clone(),
+                model,
+                rng: (seed ^ 0x9e37_79b9) | 1,
+                held: None,
+                stats: stats.clone(),
+            };
             threads.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 70_000];
                 while !stop.load(Ordering::Relaxed) {
@@ -134,7 +170,7 @@ impl Relay {
                 }
             }));
         }
-        Relay { addr, stats, stop, threads }
+        Relay { addr, stats, stop, threads, trace }
     }
 }
 

@@ -98,7 +98,11 @@ impl Server {
             }
             None => Command::new(bin),
         };
-        cmd.arg("serve").args(args).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.arg("serve")
+            .args(args)
+            .env("RUST_LOG", std::env::var("FB_LOG").unwrap_or("info".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start ferroboot");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();

@@ -137,11 +137,17 @@ struct Netascii {
 
 /// Shortest adaptive retransmission timeout.
 pub const MIN_RTO: Duration = Duration::from_millis(25);
+/// Consecutive timeouts back off up to this multiple of the configured timeout. Some clients
+/// (atftp 0.8) answer a retransmitted window they already have with silence and only resend
+/// their lost ACK when *they* time out (5 s): a server that keeps retransmitting every second
+/// keeps resetting that timer and the transfer stalls until it gives up. Backing off past the
+/// client's timeout lets its ACK through.
+pub const BACKOFF_LIMIT: u32 = 8;
 
 /// The retransmission timer. A timeout the client negotiated (RFC 2349) is used exactly.
 /// Otherwise it adapts to the measured round trip as TCP does (RFC 6298: SRTT + 4·RTTVAR, no
 /// samples from retransmitted blocks per Karn), between [`MIN_RTO`] and the configured default,
-/// and doubles (up to that default) on each consecutive timeout. On a LAN that means a lost
+/// and doubles on each consecutive timeout, up to [`BACKOFF_LIMIT`] times that default. On a LAN that means a lost
 /// block costs tens of milliseconds instead of a second.
 #[derive(Debug, Clone, Copy)]
 struct Rto {
@@ -187,7 +193,7 @@ impl Rto {
     fn on_timeout(&mut self) {
         self.sample = None;
         if !self.fixed {
-            self.current = (self.current * 2).min(self.max.max(MIN_RTO));
+            self.current = (self.current * 2).min(self.max.max(MIN_RTO) * BACKOFF_LIMIT);
         }
     }
 }
@@ -224,6 +230,8 @@ pub struct Session<F> {
     deadline: Option<Instant>,
     retries: u8,
     pending_error: Option<(ErrorCode, &'static str)>,
+    /// The newest ACK (as a block index) for a block before `acked` since the last progress.
+    stale_ack: Option<u64>,
     /// Statistics.
     pub stats: SessionStats,
 }
@@ -235,6 +243,8 @@ pub struct SessionStats {
     pub retransmits: u64,
     pub timeouts: u64,
     pub duplicates: u64,
+    /// Times the client's stale ACKs made us go back (see `handle_timeout`).
+    pub rewinds: u64,
 }
 
 impl<F: ReadAt> Session<F> {
@@ -268,6 +278,7 @@ impl<F: ReadAt> Session<F> {
             deadline: None,
             retries: 0,
             pending_error: None,
+            stale_ack: None,
             stats: SessionStats::default(),
         }
     }
@@ -332,13 +343,21 @@ impl<F: ReadAt> Session<F> {
     }
 
     fn on_ack(&mut self, now: Instant, block: u16) -> Input {
-        // The distance from the last acknowledged block, modulo 2^16. In flight are
-        // acked+1 ..= next-1; anything else is stale or a duplicate.
+        // The distance from the last acknowledged block, modulo 2^16. Blocks acked+1 ..=
+        // highest_sent have been sent (after a rewind, some of them before the current window);
+        // anything else is stale or a duplicate.
         let d = u64::from(block.wrapping_sub(self.acked as u16));
-        if d == 0 || self.acked + d >= self.next {
+        if d == 0 || self.acked + d > self.highest_sent {
             self.stats.duplicates += 1;
+            // An ACK for a block before the last acknowledged one: remember it (see
+            // `handle_timeout`), resend nothing now.
+            let back = u64::from((self.acked as u16).wrapping_sub(block));
+            if d != 0 && back > 0 && back < self.acked {
+                self.stale_ack = Some(self.acked - back);
+            }
             return Input::Duplicate;
         }
+        self.stale_ack = None;
         self.acked += d;
         self.retries = 0;
         self.rto.on_ack(now, self.acked);
@@ -374,7 +393,20 @@ impl<F: ReadAt> Session<F> {
         self.rto.on_timeout();
         match self.phase {
             Phase::Oack => self.oack_due = true,
-            Phase::Data => self.next = self.acked + 1,
+            Phase::Data => {
+                // A client that keeps acknowledging an older block after we went silent has
+                // lost track (atftp 0.8 under reordering acknowledges a block it rejected and
+                // then waits for the one before it): go back to what it says it has. A correct
+                // client never does this, so it only costs a resend of a few blocks when an old
+                // ACK was merely delayed. Netascii is lock-step and keeps no older positions.
+                if let Some(x) = self.stale_ack.take() {
+                    if self.netascii.is_none() && x < self.acked {
+                        self.acked = x;
+                        self.stats.rewinds += 1;
+                    }
+                }
+                self.next = self.acked + 1;
+            }
             Phase::Done(_) => {}
         }
         // Re-armed when the resend goes out; this guards against a driver that cannot send.

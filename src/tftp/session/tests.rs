@@ -47,7 +47,12 @@ fn session<'f>(
 }
 
 fn limits() -> Limits {
-    Limits { max_blksize: 65464, max_windowsize: 1024, default_timeout: Duration::from_secs(1) }
+    Limits {
+        max_blksize: 65464,
+        max_windowsize: 1024,
+        max_window_bytes: usize::MAX,
+        default_timeout: Duration::from_secs(1),
+    }
 }
 
 /// Deterministic xorshift for the lossy network.
@@ -435,6 +440,40 @@ fn an_ack_inside_the_window_resumes_after_it() {
 }
 
 #[test]
+fn a_client_stuck_on_an_older_block_is_served_from_there_after_a_timeout() {
+    let file = pattern(512 * 40);
+    let mut s = session(&file, "octet", &[("windowsize", 4)], limits(), 5);
+    let mut now = Instant::now();
+    let mut buf = vec![0u8; 600];
+    let blocks = |s: &mut Session<&[u8]>, now, buf: &mut Vec<u8>| {
+        let mut v = Vec::new();
+        while s.poll_transmit(now, buf).is_some() {
+            v.push(u16::from_be_bytes([buf[2], buf[3]]));
+        }
+        v
+    };
+    s.poll_transmit(now, &mut buf).unwrap();
+    s.handle(now, &[0, 4, 0, 0]);
+    assert_eq!(blocks(&mut s, now, &mut buf), [1, 2, 3, 4]);
+    // The client wrongly acknowledges 6... no: it acknowledges 4, then claims only 2.
+    s.handle(now, &[0, 4, 0, 4]);
+    assert_eq!(blocks(&mut s, now, &mut buf), [5, 6, 7, 8]);
+    assert_eq!(s.handle(now, &[0, 4, 0, 2]), Input::Duplicate);
+    assert_eq!(blocks(&mut s, now, &mut buf), Vec::<u16>::new(), "nothing resent on a stale ACK");
+    now = s.poll_timeout().unwrap();
+    s.handle_timeout(now);
+    assert_eq!(blocks(&mut s, now, &mut buf), [3, 4, 5, 6], "after the timeout: from the client's block");
+    assert_eq!(s.stats.rewinds, 1);
+    // Without a stale ACK a timeout resends from the last acknowledged block as usual.
+    s.handle(now, &[0, 4, 0, 6]);
+    assert_eq!(blocks(&mut s, now, &mut buf), [7, 8, 9, 10]);
+    now = s.poll_timeout().unwrap();
+    s.handle_timeout(now);
+    assert_eq!(blocks(&mut s, now, &mut buf), [7, 8, 9, 10]);
+    assert_eq!(s.stats.rewinds, 1);
+}
+
+#[test]
 fn client_error_and_junk() {
     let file = pattern(5000);
     let mut s = session(&file, "octet", &[], limits(), 3);
@@ -555,7 +594,7 @@ fn timeout_option_sets_the_retransmit_interval() {
 #[test]
 fn the_retransmit_timer_adapts_to_a_fast_path_and_backs_off() {
     let file = pattern(512 * 10);
-    let mut s = session(&file, "octet", &[], limits(), 5);
+    let mut s = session(&file, "octet", &[], limits(), 50);
     let mut now = Instant::now();
     let mut buf = vec![0u8; 600];
     assert_eq!(s.rto(), Duration::from_secs(1), "starts at the configured default");
@@ -579,6 +618,16 @@ fn the_retransmit_timer_adapts_to_a_fast_path_and_backs_off() {
     now += Duration::from_millis(90);
     s.handle(now, &[0, 4, 0, 5]);
     assert_eq!(s.rto(), MIN_RTO * 4);
+    // A silent client: the backoff passes the configured 1 s and stops at 8 s.
+    for _ in 0..12 {
+        while s.poll_transmit(now, &mut buf).is_some() {}
+        now = s.poll_timeout().unwrap();
+        s.handle_timeout(now);
+        if s.is_finished() {
+            break;
+        }
+    }
+    assert_eq!(s.rto(), Duration::from_secs(8));
 }
 
 #[test]
