@@ -135,6 +135,9 @@ struct Netascii {
     end: AsciiPos,
 }
 
+/// Retransmissions of the final window before a silent client counts as done.
+pub const FINAL_BLOCK_RETRIES: u8 = 3;
+
 /// Shortest adaptive retransmission timeout.
 pub const MIN_RTO: Duration = Duration::from_millis(25);
 /// Consecutive timeouts back off up to this multiple of the configured timeout. Some clients
@@ -383,8 +386,12 @@ impl<F: ReadAt> Session<F> {
             _ => {}
         }
         self.stats.timeouts += 1;
-        if self.retries >= self.max_retries {
-            let final_sent = self.phase == Phase::Data && self.last.is_some_and(|l| self.next > l);
+        // Once the final block is out, a silent client has usually just left with the file (its
+        // final ACK lost): resend a few times for the case where it did not get the block, then
+        // end as completed instead of holding the session through every backed-off retry.
+        let final_sent = self.phase == Phase::Data && self.last.is_some_and(|l| self.next > l);
+        let limit = if final_sent { self.max_retries.min(FINAL_BLOCK_RETRIES) } else { self.max_retries };
+        if self.retries >= limit {
             self.phase = Phase::Done(if final_sent { Outcome::CompletedUnacked } else { Outcome::TimedOut });
             self.deadline = None;
             return;
