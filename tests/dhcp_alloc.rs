@@ -3,6 +3,9 @@
 //! in another, thousands of DISCOVER→OFFER and REQUEST→ACK exchanges (PXE clients, so the boot
 //! decision and its history table are in the path, and every ACK journalled and fsynced).
 
+mod counting_alloc;
+use counting_alloc::ALLOCS;
+
 mod common;
 mod dhcp_common;
 
@@ -14,33 +17,12 @@ use ferroboot::dhcp::pxe::{Mode, PolicyConfig};
 use ferroboot::dhcp::server::ServerSettings;
 use ferroboot::net::EventLoop;
 use ferroboot::status::Status;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
 
 fn setns(ns: &str) {
     let f = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();

@@ -1,36 +1,18 @@
 //! A counting global allocator proves the steady state of a transfer allocates nothing per block:
 //! the real TFTP service on the real event loop (in a thread), a raw UDP client with fixed buffers.
 
+mod counting_alloc;
+use counting_alloc::ALLOCS;
+
 use ferroboot::net::EventLoop;
 use ferroboot::status::Status;
 use ferroboot::tftp::driver::{TftpService, TftpSettings};
 use ferroboot::tftp::options::Limits;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{SocketAddrV4, UdpSocket};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
 
 /// Fetches `name` with `blksize`/`windowsize`, returning the allocation count seen between
 /// block `from` and block `to` (all of them in the steady state), and the bytes received.
