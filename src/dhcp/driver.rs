@@ -588,7 +588,7 @@ impl Service for DhcpService {
         true
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self, _registry: &Registry) {
         if let Some(j) = self.journal.as_mut() {
             if let Err(e) = j.sync() {
                 log::error!("dhcp: journal sync at exit failed: {e}");

@@ -33,8 +33,8 @@ pub trait Service {
     fn begin_shutdown(&mut self, registry: &Registry, now: Instant);
     /// True once nothing is in flight after [`Service::begin_shutdown`].
     fn is_idle(&self) -> bool;
-    /// Flush anything persistent. Called once before exit.
-    fn flush(&mut self) {}
+    /// Flush anything persistent and end what is still in flight. Called once before exit.
+    fn flush(&mut self, _registry: &Registry) {}
 }
 
 /// How long in-flight work may take to finish after a stop signal.
@@ -88,8 +88,9 @@ impl EventLoop {
                     if !idle {
                         log::warn!("shutdown grace period over; abandoning in-flight work");
                     }
+                    let registry = self.poll.registry();
                     for s in &mut self.services {
-                        s.flush();
+                        s.flush(registry);
                     }
                     log::info!("stopped");
                     return Ok(());

@@ -531,13 +531,10 @@ impl Service for TftpService {
         self.active == 0
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self, registry: &Registry) {
         if self.active > 0 {
             // Grace period over: tell the remaining clients instead of going silent.
-            let poll = mio::Poll::new();
-            if let Ok(p) = poll {
-                self.abort_all(p.registry(), Instant::now());
-            }
+            self.abort_all(registry, Instant::now());
         }
     }
 }
