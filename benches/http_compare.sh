@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side: ferroboot's HTTP service vs nginx (sendfile on, one worker) serving one file to
-# 1, 8 and 32 concurrent curl clients over loopback. Median of 3 runs per point; reports MB/s
+# 1, 8 and 32 concurrent curl clients over loopback. Median of 3 runs per point, the two servers
+# alternating run by run; reports MB/s
 # (all clients together) and server CPU seconds per GB sent (utime+stime from /proc). Both
 # servers run pinned to CPU 1 and every curl to CPU 0.
 #
@@ -87,15 +88,26 @@ run_once() { # url conc pid -> "MBps cpu_s_per_GB"
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+url_of() { if [ "$1" = ferroboot ]; then echo "http://127.0.0.1:$FB_PORT/boot/big.img"; else echo "http://127.0.0.1:$NGINX_PORT/boot/big.img"; fi; }
+pid_of() { if [ "$1" = ferroboot ]; then echo "$fb_pid"; else echo "$nginx_worker"; fi; }
+for name in ferroboot nginx; do curl -s -o /dev/null "$(url_of "$name")"; done # warm the page cache
+
+# Servers alternate run by run (A B A B ...) so drift on a shared machine hits both alike.
+declare -A results
+for conc in $CONCURRENCY; do
+    for _ in $(seq "$RUNS"); do
+        for name in ferroboot nginx; do
+            results[$name/$conc]+="$(run_once "$(url_of "$name")" "$conc" "$(pid_of "$name")")"$'\n'
+        done
+    done
+done
+
 printf '%-10s %5s %10s %12s\n' server clients "MB/s" "CPU s/GB"
 for name in ferroboot nginx; do
-    if [ "$name" = ferroboot ]; then url="http://127.0.0.1:$FB_PORT/boot/big.img"; pid=$fb_pid
-    else url="http://127.0.0.1:$NGINX_PORT/boot/big.img"; pid=$nginx_worker; fi
-    curl -s -o /dev/null "$url" # warm the page cache
     for conc in $CONCURRENCY; do
-        results=$(for _ in $(seq "$RUNS"); do run_once "$url" "$conc" "$pid"; done)
-        mbps=$(echo "$results" | awk '{print $1}' | median)
-        cpu=$(echo "$results" | awk '{print $2}' | median)
+        r=${results[$name/$conc]}
+        mbps=$(printf '%s' "$r" | awk 'NF {print $1}' | median)
+        cpu=$(printf '%s' "$r" | awk 'NF {print $2}' | median)
         printf '%-10s %5s %10s %12s\n' "$name" "$conc" "$mbps" "$cpu"
     done
 done
