@@ -13,6 +13,7 @@ pub mod config;
 pub mod dhcp;
 pub mod http;
 pub mod ipxe;
+pub mod lifecycle;
 pub mod logging;
 pub mod net;
 pub mod orchestrate;

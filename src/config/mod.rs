@@ -177,6 +177,10 @@ pub struct Node {
     pub profile: Option<String>,
     pub hostname: Option<String>,
     pub ip_address: Option<Ipv4Addr>,
+    /// Cluster role (the runbook's `control-plane`, `worker`, ...); defaults to the profile name.
+    pub role: Option<String>,
+    /// SMBIOS UUID as iPXE's `${uuid}` prints it, lowercase with dashes.
+    pub uuid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -471,6 +475,8 @@ impl Validator<'_> {
                 profile: node.profile.as_ref().map(|s| s.get_ref().clone()),
                 hostname: node.hostname.as_ref().map(|s| s.get_ref().clone()),
                 ip_address: ip,
+                role: node.role.as_ref().map(|s| s.get_ref().clone()),
+                uuid: node.uuid.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
             });
         }
         c

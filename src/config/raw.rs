@@ -77,6 +77,8 @@ pub struct RawNode {
     pub profile: Option<S<String>>,
     pub hostname: Option<S<String>>,
     pub ip_address: Option<S<String>>,
+    pub role: Option<S<String>>,
+    pub uuid: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
