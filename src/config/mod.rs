@@ -79,6 +79,29 @@ impl DhcpMode {
     }
 }
 
+/// `dhcp.ipxe_chainload`: when a client that already runs iPXE is first handed our own iPXE
+/// build over TFTP (once per boot) instead of the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpxeChainloadMode {
+    /// Never: every iPXE gets the script (QEMU's NIC ROM is iPXE: no TFTP step).
+    Never,
+    /// Only an iPXE whose option 175 lacks HTTP support (the default).
+    IfNoHttp,
+    /// Every iPXE, once: replaces old vendor iPXE ROMs with our build.
+    Always,
+}
+
+impl IpxeChainloadMode {
+    pub fn parse(s: &str) -> Option<IpxeChainloadMode> {
+        match s {
+            "never" => Some(IpxeChainloadMode::Never),
+            "if-no-http" => Some(IpxeChainloadMode::IfNoHttp),
+            "always" => Some(IpxeChainloadMode::Always),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpConfig {
     pub mode: DhcpMode,
@@ -90,6 +113,7 @@ pub struct DhcpConfig {
     pub domain_name_servers: Vec<Ipv4Addr>,
     pub domain_name: Option<String>,
     pub lease_time: Duration,
+    pub ipxe_chainload: IpxeChainloadMode,
 }
 
 impl Default for DhcpConfig {
@@ -104,6 +128,7 @@ impl Default for DhcpConfig {
             domain_name_servers: Vec::new(),
             domain_name: None,
             lease_time: Duration::from_secs(3600),
+            ipxe_chainload: IpxeChainloadMode::IfNoHttp,
         }
     }
 }
@@ -491,6 +516,16 @@ impl Validator<'_> {
                     m.span(),
                     "dhcp.mode",
                     format!("{:?}: expected \"off\", \"server\" or \"proxy\"", m.get_ref()),
+                ),
+            }
+        }
+        if let Some(m) = &d.ipxe_chainload {
+            match IpxeChainloadMode::parse(m.get_ref()) {
+                Some(mode) => c.ipxe_chainload = mode,
+                None => self.err(
+                    m.span(),
+                    "dhcp.ipxe_chainload",
+                    format!("{:?}: expected \"never\", \"if-no-http\" or \"always\"", m.get_ref()),
                 ),
             }
         }

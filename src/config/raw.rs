@@ -37,6 +37,7 @@ pub struct RawDhcp {
     pub domain_name_servers: Vec<S<String>>,
     pub domain_name: Option<S<String>>,
     pub lease_time: Option<S<i64>>,
+    pub ipxe_chainload: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

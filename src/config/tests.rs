@@ -80,6 +80,18 @@ fn bad_mode_and_wrong_type() {
 }
 
 #[test]
+fn ipxe_chainload_modes() {
+    use super::IpxeChainloadMode as M;
+    assert_eq!(parse("").unwrap().dhcp.ipxe_chainload, M::IfNoHttp);
+    for (text, mode) in [("never", M::Never), ("if-no-http", M::IfNoHttp), ("always", M::Always)] {
+        let c = parse(&format!("[dhcp]\nipxe_chainload = \"{text}\"\n")).unwrap();
+        assert_eq!(c.dhcp.ipxe_chainload, mode);
+    }
+    let e = parse("[dhcp]\nlease_time = 600\nipxe_chainload = \"sometimes\"\n").unwrap_err();
+    assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("dhcp.ipxe_chainload", 3), "{e}");
+}
+
+#[test]
 fn initrd_may_be_a_list_and_unknown_profile_is_an_error() {
     let c = parse("[profiles.a]\nkernel = \"k\"\ninitrd = [\"i1\", \"i2\"]\n").unwrap();
     assert_eq!(c.profiles["a"].initrd, vec!["i1", "i2"]);

@@ -17,12 +17,12 @@
 //! a server whose tables are sized at start-up.
 
 use super::leases::Journal;
-use super::pxe::{Mode, PolicyConfig};
+use super::pxe::{IpxeChainload, Mode, PolicyConfig};
 use super::server::{
     Arrival, CLIENT_PORT, Delivery, Event, PXE_PORT, Reservation, SERVER_PORT, Server, ServerSettings,
 };
 use super::wire::MessageType;
-use crate::config::{Config, DhcpMode};
+use crate::config::{Config, DhcpMode, IpxeChainloadMode};
 use crate::net::{Service, iface, sock};
 use crate::status::{Counters, ServiceState, Status};
 use mio::net::UdpSocket;
@@ -88,7 +88,12 @@ pub fn settings_from_config(c: &Config) -> Result<DhcpSettings, String> {
         in_subnet.or(if c.interface.is_some() { found.first().copied() } else { None })
     });
     let policy_addr = server_address.or(found.first().copied()).unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let policy = PolicyConfig::new(mode, policy_addr, c.http.port);
+    let mut policy = PolicyConfig::new(mode, policy_addr, c.http.port);
+    policy.ipxe_chainload = match c.dhcp.ipxe_chainload {
+        IpxeChainloadMode::Never => IpxeChainload::Never,
+        IpxeChainloadMode::IfNoHttp => IpxeChainload::IfNoHttp,
+        IpxeChainloadMode::Always => IpxeChainload::Always,
+    };
     let mut server = ServerSettings::new(mode, c.dhcp.clone(), policy);
     server.server_address = server_address;
     server.reservations = c

@@ -4,6 +4,7 @@
 
 pub mod lab;
 pub mod payload;
+pub mod row;
 pub mod vm;
 
 use crate::common::{Scratch, require, require_root};
@@ -72,8 +73,8 @@ pub struct Node<'a> {
 }
 
 /// A config for ferroboot on `lab`'s bridge: DHCP pool .100–.150 (used in server mode), the
-/// node, and its profile booting the payload.
-pub fn config(lab: &lab::Lab, scratch: &Scratch, node: &Node<'_>) -> std::path::PathBuf {
+/// node, and its profile booting the payload. `dhcp_extra` goes into the `[dhcp]` table.
+pub fn config(lab: &lab::Lab, scratch: &Scratch, node: &Node<'_>, dhcp_extra: &str) -> std::path::PathBuf {
     let n = lab.n;
     let server = lab.server_ip();
     let text = format!(
@@ -87,6 +88,7 @@ netmask = "255.255.255.0"
 range = {{ start = "10.{n}.0.100", end = "10.{n}.0.150" }}
 router = "10.{n}.0.1"
 lease_time = 600
+{dhcp_extra}
 [nodes."{mac}"]
 profile = "e2e"
 hostname = "{hostname}"

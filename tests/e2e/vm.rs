@@ -28,6 +28,18 @@ pub enum Firmware {
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
+/// Serial console lines after which no marker can come: the row fails at once instead of
+/// waiting for its timeout (iPXE gave up, the firmware found nothing to boot, Linux died).
+pub const FATAL: &[&str] = &[
+    "No more network devices",
+    "No bootable device",
+    "No bootable option or device",
+    "Kernel panic",
+    "Could not boot",
+    // OVMF moving on to its next boot option: the row's own path failed.
+    "BdsDxe: failed to load",
+];
+
 pub struct Vm {
     pub guard: Guard,
     pub serial: PathBuf,
@@ -65,7 +77,15 @@ impl Vm {
         a("-device");
         a("isa-debugcon,iobase=0x402,chardev=dbg");
         match spec.firmware {
-            Firmware::Bios => {}
+            Firmware::Bios => {
+                // SeaBIOS "sercon": with no VGA, BIOS text output (the iPXE ROM's and
+                // undionly.kpxe's console) is copied to the serial port at 0x3f8. The fw_cfg
+                // file holds the port as a little-endian integer.
+                let port = dir.join(format!("{tag}.sercon-port"));
+                std::fs::write(&port, 0x3f8u16.to_le_bytes()).unwrap();
+                a("-fw_cfg");
+                a(&format!("name=etc/sercon-port,file={}", port.display()));
+            }
             Firmware::Uefi | Firmware::UefiHttpBoot => {
                 let vars = dir.join(format!("{tag}.OVMF_VARS.fd"));
                 std::fs::copy(OVMF_VARS, &vars)
@@ -131,14 +151,15 @@ impl Vm {
                 return (l.trim_end().to_string(), self.started.elapsed());
             }
             let exited = self.guard.child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
+            let fatal = FATAL.iter().find(|f| text.contains(*f));
+            if exited.is_some() || fatal.is_some() || Instant::now() > deadline {
                 // One last read: the line may have landed just before QEMU exited.
                 let text = self.serial_text();
                 if let Some(l) = text.lines().find(|l| l.contains(needle)) {
                     return (l.trim_end().to_string(), self.started.elapsed());
                 }
                 panic!(
-                    "no {needle:?} on the serial console after {:?} (qemu exit: {exited:?}); serial tail:\n{}",
+                    "no {needle:?} on the serial console after {:?} (qemu exit: {exited:?}, fatal: {fatal:?}); serial tail:\n{}",
                     self.started.elapsed(),
                     tail(&text, 60)
                 );

@@ -71,6 +71,7 @@ fn dhcp_cfg() -> DhcpConfig {
         domain_name_servers: vec![SID],
         domain_name: Some("lab".into()),
         lease_time: Duration::from_secs(3600),
+        ..DhcpConfig::default()
     }
 }
 
