@@ -180,3 +180,118 @@ fn row2_bios_pxe_chainloads_undionly_kpxe_by_tftp() {
         b.srv.stop();
     }
 }
+
+/// Rows 6a/6b: rows 1 and 4 beside the site's existing DHCP server. dnsmasq in the namespace
+/// hands out addresses only (no boot options); ferroboot runs `--proxy-dhcp` and adds the boot
+/// information. The payload's udhcpc gets its address from dnsmasq too.
+fn assert_addresses_from_dnsmasq(b: &row::Booted, mac: &str) {
+    let leases = std::fs::read_to_string(b.scratch.path("dnsmasq.leases")).unwrap_or_default();
+    assert!(leases.contains(mac), "dnsmasq leased an address to {mac}: {leases:?}");
+    for l in leases.lines().filter(|l| l.contains(mac)) {
+        let ip = l.split_whitespace().nth(2).unwrap_or("");
+        let host: u8 = ip.rsplit('.').next().and_then(|h| h.parse().ok()).unwrap_or(0);
+        assert!((200..=220).contains(&host), "{ip} is from dnsmasq's range: {l}");
+    }
+    assert!(
+        !b.srv.lines.iter().any(|l| l.contains("dhcp: ACK 10.") && !l.contains("ACK 0.0.0.0")),
+        "ferroboot, a ProxyDHCP, leased no address"
+    );
+}
+
+const ROW6A: Row = Row {
+    name: "row6a-bios-ipxe-rom-proxy",
+    netns: "e2er6a",
+    n: 166,
+    mac: "52:54:00:e2:e0:6a",
+    proxy: true,
+    ..BASE
+};
+
+#[test]
+fn row6a_bios_ipxe_nic_rom_beside_dnsmasq_proxy_dhcp() {
+    if e2e::require_tools() {
+        let mut b = row::run(&ROW6A);
+        assert_addresses_from_dnsmasq(&b, ROW6A.mac);
+        b.srv.stop();
+    }
+}
+
+const ROW6B: Row = Row {
+    name: "row6b-uefi-edk2-pxe-proxy",
+    netns: "e2er6b",
+    n: 167,
+    mac: "52:54:00:e2:e0:6b",
+    firmware: Firmware::Uefi,
+    rom: Rom::None,
+    proxy: true,
+    tftp: &["ipxe.efi"],
+    ..BASE
+};
+
+#[test]
+fn row6b_uefi_edk2_pxe_beside_dnsmasq_proxy_dhcp() {
+    if e2e::require_tools() {
+        let mut b = row::run(&ROW6B);
+        assert_addresses_from_dnsmasq(&b, ROW6B.mac);
+        b.srv.stop();
+    }
+}
+
+/// Row 7: boot-once. The machine boots the payload (row 1's path) and calls back `booted`; the
+/// installer then reports `installing` and `installed` through the API. Its next network boot
+/// gets the `exit` script: iPXE hands back to SeaBIOS, which finds no other boot device (what a
+/// real machine does before falling through to its disk). Asserts the script, that no kernel
+/// was fetched again, and the lifecycle state `local`.
+const ROW7: Row = Row { name: "row7-boot-once", netns: "e2er7", n: 168, mac: "52:54:00:e2:e0:07", ..BASE };
+
+#[test]
+fn row7_boot_once_installed_machine_falls_through_to_disk() {
+    if !e2e::require_tools() {
+        return;
+    }
+    let mut b = row::run(&ROW7);
+    let mac = ROW7.mac;
+    let base = format!("http://{}:8080/api/v1/nodes/{mac}", b.lab.server_ip());
+    for ev in ["installing", "installed"] {
+        let body = format!("{{\"event\":\"{ev}\",\"detail\":\"e2e {ev}\"}}");
+        let (code, out) = b.lab.curl(&["-X", "POST", "-d", &body, &format!("{base}/events")]);
+        assert_eq!(code, 200, "POST {ev}: {out}");
+    }
+    assert_eq!(b.lab.node(mac)["state"], "installed");
+    let kernels_before = b.srv.lines.iter().filter(|l| l.contains("e2e/vmlinuz")).count();
+    // Second boot of the same machine.
+    let spec = VmSpec { firmware: ROW7.firmware, rom: ROW7.rom, mac, direct: None };
+    let mut vm = Vm::start(&b.lab.ns.name, b.scratch.dir.path(), "boot2", &spec);
+    let (line, t) = vm.wait_serial_unless(
+        "No bootable device",
+        row::MARKER_TIMEOUT,
+        &[payload::MARKER, "Kernel panic", "No more network devices"],
+    );
+    eprintln!("row7: second boot fell through after {:.1} s: {line}", t.as_secs_f64());
+    drop(vm);
+    let n = b.lab.n;
+    let scripts: Vec<&String> = b
+        .srv
+        .lines
+        .iter()
+        .filter(|l| l.contains("\"GET /boot.ipxe\" 200") && l.contains(&format!("10.{n}.")))
+        .collect();
+    assert_eq!(scripts.len(), 2, "the chain script was fetched once per boot: {scripts:#?}");
+    let kernels_after = b.srv.lines.iter().filter(|l| l.contains("e2e/vmlinuz")).count();
+    assert_eq!(kernels_before, kernels_after, "no kernel fetched on the second boot");
+    let node = b.lab.node(mac);
+    assert_eq!(node["state"], "local", "{node}");
+    let states: Vec<&str> =
+        node["history"].as_array().unwrap().iter().filter_map(|h| h["state"].as_str()).collect();
+    let tail: Vec<&str> = states.iter().rev().take(3).rev().copied().collect();
+    assert_eq!(tail, ["installing", "installed", "local"], "history: {states:?}");
+    // The per-machine script this MAC gets now (what iPXE received): `exit`, no kernel.
+    let dashed = mac.replace(':', "-");
+    let url = format!("http://{}:8080/ipxe/node?mac={dashed}", b.lab.server_ip());
+    let (code, script) = b.lab.curl(&[&url]);
+    assert_eq!(code, 200, "{url}: {script}");
+    assert!(script.starts_with("#!ipxe"), "{script}");
+    assert!(script.lines().any(|l| l.trim() == "exit"), "exit script: {script}");
+    assert!(!script.contains("kernel "), "no kernel in the exit script: {script}");
+    b.srv.stop();
+}

@@ -5,7 +5,7 @@
 use super::lab::{Guard, Lab};
 use super::vm::{Firmware, Rom, Vm, VmSpec, tail};
 use super::{Node, payload};
-use crate::common::{Scratch, Server};
+use crate::common::{Netns, Scratch, Server};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,8 @@ pub struct Booted {
     pub lab: Lab,
     pub scratch: Scratch,
     pub srv: Server,
-    pub dnsmasq: Option<Guard>,
+    /// dnsmasq and its namespace (dropped in this order: the process, then the namespace).
+    pub dnsmasq: Option<(Guard, Netns)>,
     pub nonce: String,
     pub time_to_marker: Duration,
 }
@@ -76,18 +77,42 @@ fn with_context<T>(srv: &mut Server, vm: Option<&Vm>, what: &str, f: impl FnOnce
     }
 }
 
-pub fn start_dnsmasq(lab: &Lab, scratch: &Scratch) -> Guard {
+/// The site's DHCP server on its own host: namespace `<lab>d` joined to the lab's bridge by a
+/// veth, address `10.<n>.0.2`, dnsmasq handing out `.200`–`.220` and no boot options. (On the
+/// server's own address it would share the server identifier with the ProxyDHCP, which no
+/// real site does.)
+pub fn start_dnsmasq(lab: &Lab, scratch: &Scratch) -> (Guard, Netns) {
     let n = lab.n;
+    let site = Netns::new(&format!("{}d", lab.ns.name));
+    let (ok, out) = crate::common::run(Command::new("ip").args([
+        "-n",
+        &lab.ns.name,
+        "link",
+        "add",
+        "vsite",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &site.name,
+    ]));
+    assert!(ok, "veth to the site DHCP host: {out}");
+    lab.ns.exec_ok(&["ip", "link", "set", "vsite", "master", "br0"]);
+    lab.ns.exec_ok(&["ip", "link", "set", "vsite", "up"]);
+    site.exec_ok(&["ip", "link", "set", "eth0", "up"]);
+    site.exec_ok(&["ip", "addr", "add", &format!("10.{n}.0.2/24"), "dev", "eth0"]);
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &lab.ns.name, "dnsmasq", "--no-daemon", "--port=0", "--no-ping"])
-        .args(["--interface=br0", "--bind-interfaces", "--log-dhcp"])
+    cmd.args(["netns", "exec", &site.name, "dnsmasq", "--no-daemon", "--port=0", "--no-ping"])
+        .args(["--interface=eth0", "--bind-interfaces", "--log-dhcp"])
         .arg(format!("--dhcp-range=10.{n}.0.200,10.{n}.0.220,255.255.255.0,10m"))
         .arg(format!("--dhcp-leasefile={}", scratch.path("dnsmasq.leases").display()))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(scratch.path("dnsmasq.log")).unwrap());
     let g = Guard::spawn("dnsmasq", &mut cmd);
     std::thread::sleep(Duration::from_millis(300));
-    g
+    (g, site)
 }
 
 /// Sets up the row's world and starts ferroboot (no VM yet).

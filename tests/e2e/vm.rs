@@ -144,6 +144,16 @@ impl Vm {
     /// Waits for a serial line containing `needle`; returns it and the time since start.
     /// Panics with the serial log (and QEMU's exit status) on timeout or early exit.
     pub fn wait_serial(&mut self, needle: &str, timeout: Duration) -> (String, Duration) {
+        self.wait_serial_unless(needle, timeout, FATAL)
+    }
+
+    /// [`Vm::wait_serial`] with its own list of lines that end the wait as a failure.
+    pub fn wait_serial_unless(
+        &mut self,
+        needle: &str,
+        timeout: Duration,
+        fatal: &[&str],
+    ) -> (String, Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             let text = self.serial_text();
@@ -151,7 +161,7 @@ impl Vm {
                 return (l.trim_end().to_string(), self.started.elapsed());
             }
             let exited = self.guard.child.try_wait().ok().flatten();
-            let fatal = FATAL.iter().find(|f| text.contains(*f));
+            let fatal = fatal.iter().find(|f| text.contains(*f));
             if exited.is_some() || fatal.is_some() || Instant::now() > deadline {
                 // One last read: the line may have landed just before QEMU exited.
                 let text = self.serial_text();
