@@ -22,7 +22,7 @@ cd "$REPO"
 export DEBIAN_FRONTEND=noninteractive
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 # Generous caps so a hung step fails instead of eating CI's 90 minutes.
-TEST_TIMEOUT=${TEST_TIMEOUT:-1500}
+TEST_TIMEOUT=${TEST_TIMEOUT:-2400}
 FUZZ_TARGET_TIMEOUT=${FUZZ_TARGET_TIMEOUT:-600}
 
 T0=$SECONDS
@@ -90,9 +90,13 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     section "apt packages"
     # Clients and tools the integration tests (and later issues) drive: TFTP clients (tftp-hpa,
     # atftp), HTTP clients, netns/tc, dnsmasq for comparisons, nginx, busybox/udhcpc and
-    # dhclient as DHCP clients, nmap, and iPXE's boot files for the demo.
+    # dhclient as DHCP clients, nmap, and iPXE's boot files for the demo. The end-to-end
+    # matrix (tests/e2e_qemu.rs) boots QEMU (TCG) with SeaBIOS + ipxe-qemu's NIC ROMs and OVMF;
+    # its payload (Debian's cloud kernel and busybox-static) is fetched with `apt-get download`
+    # and unpacked under target/, never installed: busybox-static conflicts with busybox.
     APT_PACKAGES=(tftp-hpa atftp curl wget aria2 iproute2 procps util-linux dnsmasq-base
-                  busybox isc-dhcp-client udhcpc nmap ipxe ca-certificates)
+                  busybox isc-dhcp-client udhcpc nmap ipxe ca-certificates
+                  qemu-system-x86 ipxe-qemu seabios ovmf gzip)
     if dpkg-query -W -f='${Status}' nginx-light 2>/dev/null | grep -q 'install ok installed'; then
         :
     else

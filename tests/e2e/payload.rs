@@ -126,7 +126,12 @@ fn unpack(dir: &Path, pkg: &str) {
         })
     };
     if have(&debs).is_none() {
-        sh(Command::new("apt-get").args(["download", "-q", pkg]).current_dir(&debs));
+        let get = || Command::new("apt-get").args(["download", "-q", pkg]).current_dir(&debs).output();
+        // Stale package lists name a version the mirror no longer has: update once and retry.
+        if !get().is_ok_and(|o| o.status.success()) {
+            sh(Command::new("apt-get").args(["update", "-qq"]));
+            sh(Command::new("apt-get").args(["download", "-q", pkg]).current_dir(&debs));
+        }
     }
     let deb = have(&debs).expect("downloaded .deb").path();
     sh(Command::new("dpkg").arg("-x").arg(&deb).arg(dir.join("x")));
