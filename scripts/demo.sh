@@ -9,7 +9,8 @@
 # 127.0.0.1 with a free TFTP port and a free HTTP port, fetches the file the way the runbook
 # checks it (tftp ... -c get undionly.kpxe /tmp/test.kpxe; curl /health; curl -I /boot/...),
 # compares sha256 (TFTP and HTTP), then stops ferroboot with SIGTERM and checks that it exits 0.
-# Only 127.0.0.1 is used. Environment: DEMO_OUT (default /tmp/test.kpxe).
+# Only 127.0.0.1 is used. Then, as root, one UEFI VM network-boots Linux from ferroboot in a
+# network namespace of its own and its timeline is printed (DEMO_VM=0 skips that). Environment: DEMO_OUT (default /tmp/test.kpxe).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -141,3 +142,23 @@ echo "--- ferroboot log:"
 sed 's/^/    /' "$TMP/ferroboot.log"
 
 printf '\nDEMO OK: ferroboot served undionly.kpxe over TFTP (127.0.0.1:%s)%s and stopped cleanly.\n' "$PORT" "${HPORT:+ and HTTP (127.0.0.1:$HPORT)}"
+
+# The product at work: one UEFI VM (QEMU, TCG, OVMF without a NIC ROM) network-boots a Debian
+# kernel from ferroboot inside a network namespace of its own (EDK2 PXE -> TFTP ipxe.efi ->
+# HTTP script, kernel, initrd -> Linux calls back), and its timeline is printed. Needs root
+# (namespaces, taps); DEMO_VM=0 skips it.
+if [ "${DEMO_VM:-1}" = 0 ]; then
+    echo "DEMO_VM=0: the VM network boot is skipped"
+elif [ "$(id -u)" -ne 0 ]; then
+    echo "(not root: the VM network boot is skipped; run 'sudo bash scripts/demo.sh' to see it)"
+else
+    step "network-boot a VM from ferroboot (tests/e2e_qemu.rs, demo mode)"
+    peers_apt_install qemu-system-x86 ipxe-qemu seabios ovmf ipxe dnsmasq-base curl gzip
+    set +e
+    CI=true cargo test --release "${locked[@]}" -q --test e2e_qemu demo_one_vm_network_boots \
+        -- --ignored --nocapture --test-threads=1 2>&1 \
+        | grep -E '^(demo-vm|DEMO|    |payload|thread|test result)' | grep -v '^    [0-9]*: \|^             at '
+    rc=${PIPESTATUS[0]}
+    set -e
+    [ "$rc" -eq 0 ] || fail "the VM did not network-boot (cargo test exit $rc; rerun with --nocapture for the full log)"
+fi

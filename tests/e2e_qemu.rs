@@ -295,3 +295,38 @@ fn row7_boot_once_installed_machine_falls_through_to_disk() {
     assert!(!script.contains("kernel "), "no kernel in the exit script: {script}");
     b.srv.stop();
 }
+
+/// Demo mode (the last step of `scripts/demo.sh`): one UEFI VM with no NIC ROM network-boots
+/// from ferroboot (EDK2 PXE → TFTP ipxe.efi → HTTP script, kernel, initrd → Linux calls back),
+/// and its timeline is printed: what ferroboot served, the lifecycle through the API, and the
+/// VM's console highlights. The same path as row 4, so the suite itself skips it.
+#[test]
+#[ignore = "demo mode: scripts/demo.sh runs it with --ignored"]
+fn demo_one_vm_network_boots() {
+    if !e2e::require_tools() {
+        return;
+    }
+    let demo = Row { name: "demo-vm", netns: "e2edemo", n: 169, mac: "52:54:00:e2:e0:d0", ..ROW4 };
+    let mut b = row::run(&demo);
+    let serial = std::fs::read_to_string(b.scratch.dir.path().join("boot1.serial")).unwrap_or_default();
+    let keys = [
+        ">>Start",
+        "NBP file",
+        "iPXE 1.",
+        "Configuring",
+        "Filename:",
+        "Linux version",
+        "e2e-init:",
+        payload::MARKER,
+    ];
+    eprintln!("demo-vm: console highlights");
+    for l in serial.lines().filter(|l| keys.iter().any(|k| l.contains(k))) {
+        let clean: String = l.chars().filter(|c| !c.is_control()).take(140).collect();
+        eprintln!("    | {}", clean.trim());
+    }
+    eprintln!(
+        "DEMO OK: a UEFI VM network-booted Linux from ferroboot in {:.1} s (DHCP, TFTP, HTTP, callback)",
+        b.time_to_marker.as_secs_f64()
+    );
+    b.srv.stop();
+}

@@ -205,9 +205,44 @@ pub fn run(row: &Row) -> Booted {
             "the booted event carries the payload's detail nonce-{nonce}: {booted}"
         );
         let _ = ip;
+        eprintln!("{}: what ferroboot served\n{}", row.name, server_timeline(&srv.lines));
         print_timeline(row.name, hist, b.time_to_marker, t0.elapsed());
     });
     b
+}
+
+/// Seconds of the day of a log line's `[2026-12-01T10:26:47.478Z ...` timestamp.
+fn log_secs(line: &str) -> Option<f64> {
+    let t = line.get(12..24)?;
+    let (h, m, s) = (
+        t.get(0..2)?.parse::<f64>().ok()?,
+        t.get(3..5)?.parse::<f64>().ok()?,
+        t.get(6..12)?.parse::<f64>().ok()?,
+    );
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// What the server saw of one boot, from its log: DHCP answers, TFTP transfers and HTTP
+/// requests, each with seconds since the first of them.
+pub fn server_timeline(lines: &[String]) -> String {
+    let keep = |l: &&String| {
+        l.contains("dhcp: OFFER")
+            || l.contains("dhcp: ACK")
+            || l.contains("tftp: sent")
+            || l.contains("tftp: size probe")
+            || l.contains("ferroboot::http::access")
+            || l.contains("ipxe: ")
+    };
+    let picked: Vec<&String> = lines.iter().filter(keep).collect();
+    let t0 = picked.iter().find_map(|l| log_secs(l)).unwrap_or(0.0);
+    let mut out = String::new();
+    for l in picked {
+        let t = log_secs(l).map(|s| s - t0).unwrap_or(0.0);
+        let msg = l.split_once("] ").map(|(_, m)| m).unwrap_or(l);
+        let msg: String = msg.chars().take(150).collect();
+        out.push_str(&format!("    +{t:>6.2} s  {msg}\n"));
+    }
+    out
 }
 
 fn print_timeline(name: &str, hist: &[serde_json::Value], marker: Duration, total: Duration) {
