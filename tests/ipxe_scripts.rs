@@ -379,3 +379,34 @@ fn boot_mode_every_machine_boots_the_kernel() {
     check_binaries(tport, &base, &s);
     assert!(srv.stop().success());
 }
+
+/// The runbook's own checks on its own ports (69, 8080) with nothing but an empty root: the
+/// iPXE build comes from the Debian package, the boot script from the chain route.
+#[test]
+fn runbook_checks_with_an_empty_root() {
+    if !need_tools() || !common::require_root() {
+        return;
+    }
+    let ns = common::Netns::new("ipxe-runbook");
+    let s = Scratch::new();
+    let mut srv = Server::start(
+        &["--root", s.root().to_str().unwrap(), "--state-dir", s.state().to_str().unwrap()],
+        Some(&ns.name),
+    );
+    srv.wait_for("http: serving", Duration::from_secs(10));
+    let out = s.path("test.kpxe");
+    let (ok, log) = ns.exec(&["tftp", "localhost", "-c", "get", "undionly.kpxe", out.to_str().unwrap()]);
+    assert!(ok, "{log}");
+    assert_eq!(sha256(&out), sha256(&Path::new(IPXE_DIR).join("undionly.kpxe")));
+    let script =
+        ns.exec_ok(&["curl", "-sS", "--max-redirs", "0", "http://localhost:8080/boot/ipxe/boot.ipxe"]);
+    assert!(script.starts_with("#!ipxe\n"), "{script}");
+    assert!(
+        script.contains("chain --replace --autofree http://localhost:8080/ipxe/node?mac=${net0/mac:hexhyp}&"),
+        "{script}"
+    );
+    let efi = s.path("ipxe.efi");
+    ns.exec_ok(&["curl", "-sS", "-o", efi.to_str().unwrap(), "http://localhost:8080/ipxe.efi"]);
+    assert_eq!(sha256(&efi), sha256(&Path::new(IPXE_DIR).join("ipxe.efi")));
+    assert!(srv.stop().success());
+}

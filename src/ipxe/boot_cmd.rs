@@ -96,7 +96,7 @@ pub fn main(args: BootArgs) -> ExitCode {
     let run = || -> Result<(), BoxError> {
         let mut c = config(&args)?;
         let mut _scratch = None;
-        if args.serve.root.is_none() && args.serve.config.is_none() && !c.root.is_dir() {
+        if args.serve.root.is_none() && args.serve.config.is_none() {
             let dir = std::env::temp_dir().join(format!("ferroboot-boot-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
             c.root = dir.clone();
