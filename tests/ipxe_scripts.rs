@@ -246,7 +246,12 @@ cmdline = "console=ttyS0 ip=${{net0/ip}} host={{hostname}}"
     assert_eq!(curl_to(&format!("{base}/ipxe/node?mac=zz"), &s.path("x")), 400);
 
     check_binaries(tport, &base, &s);
-    srv.wait_for("GET /ipxe/node", Duration::from_secs(5));
+    // Every script decision is logged with its reason.
+    srv.wait_for(
+        "ipxe: 52:54:00:12:34:56 (node01) from 127.0.0.1: install profile control-plane (efi x86_64, initrd= on the kernel line)",
+        Duration::from_secs(5),
+    );
+    srv.wait_for("ipxe: 02:00:00:00:00:99 from 127.0.0.1: no profile, menu", Duration::from_secs(5));
     assert!(srv.stop().success());
 }
 

@@ -125,6 +125,11 @@ impl ScriptRoute {
         if let Some(mac) = mac {
             if self.life.boots_local(mac) {
                 script::local(body, &m);
+                log::info!(
+                    "ipxe: {} ({}) from {peer}: installed, exit to the local disk",
+                    Mac(mac),
+                    hostname
+                );
                 if get {
                     self.life.script_served(mac, peer, true);
                 }
@@ -140,6 +145,10 @@ impl ScriptRoute {
                 UnknownMachines::Menu => None,
                 UnknownMachines::Ignore => {
                     script::ignore(body, &m);
+                    log::info!(
+                        "ipxe: {} from {peer}: not in the inventory, ignored (exit)",
+                        Mac(mac.unwrap_or([0; 6]))
+                    );
                     return reply(200);
                 }
             },
@@ -161,12 +170,26 @@ impl ScriptRoute {
                 // Unknown platform: add initrd= too (harmless for a BIOS kernel, needed by EFI).
                 let efi = q.platform.is_empty() || q.is_efi();
                 script::boot(body, url, p, &m, &v, efi, inv.retries);
+                log::info!(
+                    "ipxe: {} ({}) from {peer}: install profile {} ({} {}{}){}",
+                    Mac(mac.unwrap_or([0; 6])),
+                    or_unknown(hostname),
+                    p.name,
+                    or_unknown(&q.platform),
+                    or_unknown(&q.arch),
+                    if efi { ", initrd= on the kernel line" } else { "" },
+                    if node.is_none() { ", not in the inventory" } else { "" }
+                );
             }
             None => {
                 if let Some(p) = profile {
-                    log::warn!("ipxe: profile {p:?} asked for by {} does not exist: menu", describe(mac));
+                    log::warn!(
+                        "ipxe: profile {p:?} asked for by {} does not exist: menu",
+                        Mac(mac.unwrap_or([0; 6]))
+                    );
                 }
                 script::menu(body, url, &m, node.is_some(), inv.profiles.keys().map(String::as_str));
+                log::info!("ipxe: {} from {peer}: no profile, menu", Mac(mac.unwrap_or([0; 6])));
             }
         }
         if let (Some(mac), true) = (mac, get) {
@@ -176,6 +199,16 @@ impl ScriptRoute {
     }
 }
 
-fn describe(mac: Option<[u8; 6]>) -> String {
-    mac.map_or("a machine without MAC".into(), crate::lifecycle::format_mac)
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() { "unknown" } else { s }
+}
+
+/// `52:54:00:12:34:56` for log lines, without allocating.
+struct Mac([u8; 6]);
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
 }
