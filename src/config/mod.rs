@@ -776,8 +776,19 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 /// A kernel/initrd path below the root: it becomes a URL path in the script, so only characters
-/// that need no escaping in a URL or an iPXE command line, and no `..`.
+/// that need no escaping in a URL or an iPXE command line, and no `..`. `{arch}`, `{platform}`
+/// and `{profile}` may be used (one profile for a mixed x86-64/arm64 rack).
 pub fn check_boot_path(p: &str) -> Result<(), String> {
+    use crate::ipxe::template::{PATH_FIELDS, Template};
+    let t = Template::parse(p).map_err(|e| format!("{p:?}: {e}"))?;
+    if let Some(f) = t.fields().find(|f| !PATH_FIELDS.contains(f)) {
+        return Err(format!(
+            "{p:?}: {{{}}} cannot be used in a path (only {{arch}}, {{platform}} and {{profile}})",
+            f.name()
+        ));
+    }
+    let plain = t.plain();
+    let p = plain.as_str();
     if let Some(c) = p.chars().find(|&c| !(c.is_ascii_alphanumeric() || "._~/+@=,:-".contains(c))) {
         return Err(format!("{p:?}: {c:?} is not allowed in a boot path (letters, digits and ._~/+@=,:-)"));
     }

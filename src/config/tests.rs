@@ -185,3 +185,18 @@ uuid = "not-a-uuid"
     assert!(is_hostname("node01.prov.example.com") && !is_hostname("-x") && !is_hostname("a..b"));
     assert!(is_uuid("4C4C4544-0000-1000-8000-000000000001") && !is_uuid("4c4c4544000010008000000000000001"));
 }
+
+#[test]
+fn boot_paths_take_only_word_placeholders() {
+    assert!(
+        parse("[profiles.a]\nkernel = \"nixos/{arch}/bzImage\"\ninitrd = \"{platform}/{profile}/initrd\"\n")
+            .is_ok()
+    );
+    let e = parse("[profiles.a]\nkernel = \"nodes/{hostname}/bzImage\"\n").unwrap_err();
+    assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("profiles.a.kernel", 2), "{e}");
+    assert!(e.0[0].message.contains("{hostname} cannot be used in a path"), "{e}");
+    let e = parse("[profiles.a]\nkernel = \"k\"\ninitrd = [\"ok\", \"x/{arh}/i\"]\n").unwrap_err();
+    assert_eq!(e.0[0].key, "profiles.a.initrd[1]", "{e}");
+    assert!(e.0[0].message.contains("unknown placeholder {arh}"), "{e}");
+    assert!(parse("[profiles.a]\nkernel = \"${x}/k\"\n").is_err(), "iPXE settings are not for paths");
+}

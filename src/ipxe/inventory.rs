@@ -12,30 +12,35 @@ use crate::config::{Config, Node, UnknownMachines};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
     pub name: String,
-    /// URL path of the kernel: `/boot/nixos/control-plane/bzImage`.
-    pub kernel: String,
-    /// `(image name, URL path)` per initrd, in order; names are unique within the profile.
-    pub initrds: Vec<(String, String)>,
+    /// URL path of the kernel: `/boot/nixos/control-plane/bzImage` (may hold `{arch}`...).
+    pub kernel: Template,
+    /// `(image name, URL path)` per initrd, in order; names are unique within the profile (and
+    /// fixed: a placeholder in the file name gives its name, `initrd-{arch}` is `initrd-arch`).
+    pub initrds: Vec<(String, Template)>,
     pub cmdline: Template,
 }
 
 impl Prepared {
     /// Prepares a profile; `kernel` and `initrd` are paths below the root (`/boot/`).
     pub fn new(name: &str, kernel: &str, initrd: &[String], cmdline: &str) -> Result<Prepared, String> {
-        let url = |p: &str| format!("/boot/{}", p.trim_start_matches('/'));
-        let mut initrds: Vec<(String, String)> = Vec::new();
+        let url = |p: &str| {
+            Template::parse(&format!("/boot/{}", p.trim_start_matches('/')))
+                .map_err(|e| format!("profile {name}: {p:?}: {e}"))
+        };
+        let mut initrds: Vec<(String, Template)> = Vec::new();
         for p in initrd {
-            let base = p.rsplit('/').find(|s| !s.is_empty()).unwrap_or("initrd");
+            let plain = url(p)?.plain();
+            let base = plain.rsplit('/').find(|s| !s.is_empty()).unwrap_or("initrd");
             let mut img = base.to_string();
             let mut k = 1;
             while initrds.iter().any(|(n, _)| *n == img) {
                 k += 1;
                 img = format!("{base}-{k}");
             }
-            initrds.push((img, url(p)));
+            initrds.push((img, url(p)?));
         }
         let cmdline = Template::parse(cmdline).map_err(|e| format!("profile {name}: cmdline: {e}"))?;
-        Ok(Prepared { name: name.to_string(), kernel: url(kernel), initrds, cmdline })
+        Ok(Prepared { name: name.to_string(), kernel: url(kernel)?, initrds, cmdline })
     }
 }
 
@@ -146,9 +151,9 @@ initrd = ["a/initrd", "b/initrd", "c/other"]
         assert!(inv.find(Some([9; 6]), "", "nobody").is_none());
         assert!(inv.find(None, "", "").is_none());
         let p = &inv.profiles["p"];
-        assert_eq!(p.kernel, "/boot/k");
+        assert_eq!(p.kernel.as_str(), "/boot/k");
         let names: Vec<&str> = p.initrds.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["initrd", "initrd-2", "other"]);
-        assert_eq!(p.initrds[1].1, "/boot/b/initrd");
+        assert_eq!(p.initrds[1].1.as_str(), "/boot/b/initrd");
     }
 }

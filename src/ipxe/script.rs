@@ -118,7 +118,8 @@ pub fn boot(
             retry_label(out, k - 1, retries);
         }
         out.extend_from_slice(b"imgfree\n");
-        let _ = write!(out, "kernel {base}{}", p.kernel);
+        let _ = write!(out, "kernel {base}");
+        p.kernel.render(v, out);
         if efi {
             for (name, _) in &p.initrds {
                 let _ = write!(out, " initrd={name}");
@@ -132,7 +133,9 @@ pub fn boot(
         next_label(out, k, retries);
         out.push(b'\n');
         for (name, url) in &p.initrds {
-            let _ = write!(out, "initrd --name {name} {base}{url} || goto ");
+            let _ = write!(out, "initrd --name {name} {base}");
+            url.render(v, out);
+            out.extend_from_slice(b" || goto ");
             next_label(out, k, retries);
             out.push(b'\n');
         }

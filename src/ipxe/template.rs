@@ -73,6 +73,10 @@ impl Field {
     }
 }
 
+/// The placeholders a kernel/initrd path may use: their values are single words (never `/`), so a
+/// path cannot be steered outside what the operator wrote.
+pub const PATH_FIELDS: [Field; 3] = [Field::Arch, Field::Platform, Field::Profile];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
     /// `text[start..end]` verbatim.
@@ -186,6 +190,19 @@ impl Template {
         }
         push_lit(&mut segments, lit, b.len());
         Ok(Template { text: text.to_string(), segments })
+    }
+
+    /// The literal text with every placeholder replaced by its name (`nixos/{arch}/k` ->
+    /// `nixos/arch/k`): for validating the rest of a path.
+    pub fn plain(&self) -> String {
+        let mut out = String::new();
+        for s in &self.segments {
+            match *s {
+                Segment::Literal(a, e) => out.push_str(&self.text[a..e]),
+                Segment::Field(f) => out.push_str(f.name()),
+            }
+        }
+        out
     }
 
     /// The text as written.

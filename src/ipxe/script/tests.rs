@@ -280,3 +280,22 @@ fn rendering_reuses_the_buffer() {
     assert_eq!(hb, body);
     assert_eq!(f.life.served.borrow().len(), before);
 }
+
+#[test]
+fn per_arch_images_from_one_profile() {
+    let f = fixture(
+        "[profiles.mixed]\nkernel = \"nixos/{arch}/bzImage\"\ninitrd = [\"nixos/{arch}/initrd\", \"fw/{platform}-{profile}.cpio\"]\n\
+         [nodes.\"52:54:00:12:34:59\"]\nprofile = \"mixed\"\n",
+        vec![],
+    );
+    let (_, arm) = f.get("/ipxe/node", &query("52-54-00-12-34-59", "efi", "arm64"));
+    golden("mixed-efi-arm64", &arm);
+    let (_, x86) = f.get("/ipxe/node", &query("52-54-00-12-34-59", "efi", "x86_64"));
+    assert_eq!(x86, arm.replace("arm64", "x86_64"), "only the arch differs");
+    assert!(arm.contains(
+        "kernel http://10.0.100.10:8080/boot/nixos/arm64/bzImage initrd=initrd initrd=platform-profile.cpio"
+    ));
+    assert!(
+        arm.contains("initrd --name platform-profile.cpio http://10.0.100.10:8080/boot/fw/efi-mixed.cpio")
+    );
+}
