@@ -49,6 +49,8 @@ pub enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// One-line mode (like pixiecore): every PXE machine boots this kernel and initrd, no config.
+    Boot(crate::ipxe::boot_cmd::BootArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
