@@ -50,7 +50,8 @@ pub fn nonce() -> String {
     format!("{:x}{:x}", t.as_nanos() as u64 & 0xffff_ffff, std::process::id())
 }
 
-/// Puts the payload (as `e2e/vmlinuz`, `e2e/initrd.img`) and Debian's iPXE binaries in the root.
+/// Puts the payload in the root as `e2e/vmlinuz` and `e2e/initrd.img`. The iPXE builds are not
+/// copied: ferroboot serves them from Debian's `/usr/lib/ipxe` (`[ipxe] binaries_dir`).
 pub fn fill_root(scratch: &Scratch, p: &payload::Payload) {
     let root = scratch.root();
     std::fs::create_dir_all(root.join("e2e")).unwrap();
@@ -59,9 +60,6 @@ pub fn fill_root(scratch: &Scratch, p: &payload::Payload) {
         if std::fs::hard_link(src, &dst).is_err() {
             std::fs::copy(src, &dst).unwrap();
         }
-    }
-    for f in ["undionly.kpxe", "ipxe.efi"] {
-        std::fs::copy(Path::new("/usr/lib/ipxe").join(f), root.join(f)).unwrap();
     }
 }
 
@@ -95,7 +93,7 @@ hostname = "{hostname}"
 [profiles.e2e]
 kernel = "e2e/vmlinuz"
 initrd = "e2e/initrd.img"
-cmdline = "console=ttyS0 panic=-1 e2e.server={server} e2e.nonce={nonce}"
+cmdline = "console=ttyS0 panic=-1 e2e.server={{server}} e2e.nonce={nonce}"
 "#,
         root = scratch.root().display(),
         state = scratch.state().display(),

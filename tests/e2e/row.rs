@@ -145,9 +145,12 @@ pub fn boot(row: &Row, b: &mut Booted, tag: &str) -> Vm {
     b.time_to_marker = t;
     eprintln!("{}: marker after {:.1} s: {line}", row.name, t.as_secs_f64());
     let nonce = b.nonce.clone();
+    let server = b.lab.server_ip();
     with_context(&mut b.srv, Some(&vm), row.name, |_| {
         assert!(line.contains(&format!("nonce={nonce}")), "marker with this run's nonce: {line}");
         assert!(line.contains(&format!("mac={}", row.mac)), "{line}");
+        // `e2e.server={server}` in the profile: the script's template filled it in.
+        assert!(line.contains(&format!("server={}", server)), "{line}");
         assert!(line.contains("callback=ok"), "the callback was answered 200: {line}");
     });
     let _ = vm.guard.wait_exit(Duration::from_secs(30));
