@@ -172,7 +172,8 @@ pub fn run(row: &Row) -> Booted {
         let sent: Vec<&String> = srv.lines.iter().filter(|l| l.contains("tftp: sent ")).collect();
         for f in row.tftp {
             assert!(
-                sent.iter().any(|l| l.contains(&format!("tftp: sent {f} to 10.{}.0.", lab.n))),
+                // The name as requested, or the path it was served from (`binaries_dir`).
+                sent.iter().any(|l| l.contains(&format!("{f} to 10.{}.0.", lab.n))),
                 "{f} was sent by TFTP: {sent:?}"
             );
         }
