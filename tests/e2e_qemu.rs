@@ -271,6 +271,7 @@ fn row7_boot_once_installed_machine_falls_through_to_disk() {
     assert!(console.contains("is installed, booting from the"), "the exit script ran: {console}");
     assert!(!console.contains("vmlinuz"), "no kernel download on the second boot: {console}");
     drop(vm);
+    row::drain(&mut b.srv);
     let n = b.lab.n;
     let scripts: Vec<&String> = b
         .srv

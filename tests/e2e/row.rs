@@ -48,10 +48,16 @@ pub struct Booted {
     pub time_to_marker: Duration,
 }
 
-fn fail_context(srv: &mut Server, vm: Option<&Vm>) -> String {
+/// Moves every log line ferroboot has written so far into `srv.lines`.
+pub fn drain(srv: &mut Server) {
+    std::thread::sleep(Duration::from_millis(200));
     while let Ok(l) = srv.log.try_recv() {
         srv.lines.push(l);
     }
+}
+
+fn fail_context(srv: &mut Server, vm: Option<&Vm>) -> String {
+    drain(srv);
     let serial = vm.map(|v| tail(&v.serial_text(), 40)).unwrap_or_default();
     let debugcon = vm
         .map(|v| tail(&String::from_utf8_lossy(&std::fs::read(&v.debugcon).unwrap_or_default()), 25))
@@ -168,6 +174,7 @@ pub fn run(row: &Row) -> Booted {
     with_context(&mut b.srv, Some(&vm), row.name, |srv| {
         // The callback reached us, with the nonce the kernel command line carried.
         srv.wait_for(&format!("\"GET /api/v1/nodes/{mac}/events\" 200"), Duration::from_secs(5));
+        drain(srv);
         // What went over TFTP: exactly the expected binaries, each complete.
         let sent: Vec<&String> = srv.lines.iter().filter(|l| l.contains("tftp: sent ")).collect();
         for f in row.tftp {
