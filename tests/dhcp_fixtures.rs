@@ -693,6 +693,7 @@ fn network() -> DhcpConfig {
         domain_name_servers: Vec::new(),
         domain_name: None,
         lease_time: Duration::from_secs(3600),
+        ..DhcpConfig::default()
     }
 }
 

@@ -324,7 +324,7 @@ fn demo_one_vm_network_boots() {
     ];
     eprintln!("demo-vm: console highlights");
     for l in serial.lines().filter(|l| keys.iter().any(|k| l.contains(k))) {
-        let clean: String = l.chars().filter(|c| !c.is_control()).take(140).collect();
+        let clean: String = e2e::vm::strip_ansi(l).chars().take(140).collect();
         eprintln!("    | {}", clean.trim());
     }
     eprintln!(
