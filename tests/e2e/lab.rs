@@ -20,6 +20,15 @@ impl Lab {
     /// Namespace `name` (prefix `e2e`), bridge `br0` with `10.<n>.0.1/24`, tap `tap0` on it.
     pub fn new(name: &str, n: u8) -> Lab {
         assert!(name.starts_with("e2e"), "namespace names of this suite start with e2e");
+        // A run killed outright (no Drop) leaves its namespaces and their processes behind:
+        // end those processes first (Netns::new then replaces the namespace itself).
+        for leftover in [name.to_string(), format!("{name}d")] {
+            kill_netns_pids(&leftover);
+            let _ = Command::new("ip")
+                .args(["netns", "del", &leftover])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         let ns = Netns::new(name);
         // Link-local addresses usable at once (no DAD wait) for the RA sender.
         ns.exec_ok(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
@@ -57,6 +66,17 @@ impl Lab {
         let (code, body) = self.curl(&[&url]);
         assert_eq!(code, 200, "GET {url}: {code} {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"))
+    }
+}
+
+/// SIGKILL to every process inside namespace `name` (if it exists).
+fn kill_netns_pids(name: &str) {
+    if let Ok(out) =
+        Command::new("ip").args(["netns", "pids", name]).stderr(std::process::Stdio::null()).output()
+    {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
     }
 }
 

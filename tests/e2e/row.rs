@@ -38,12 +38,13 @@ pub struct Row {
 }
 
 /// What a row leaves behind for further assertions (boot-once reboots the same machine).
+/// Fields drop in order: dnsmasq (process, then its namespace), ferroboot, the lab (RA thread,
+/// namespace with anything still in it), the scratch directory.
 pub struct Booted {
+    pub dnsmasq: Option<(Guard, Netns)>,
+    pub srv: Server,
     pub lab: Lab,
     pub scratch: Scratch,
-    pub srv: Server,
-    /// dnsmasq and its namespace (dropped in this order: the process, then the namespace).
-    pub dnsmasq: Option<(Guard, Netns)>,
     pub nonce: String,
     pub time_to_marker: Duration,
 }
@@ -139,7 +140,7 @@ pub fn prepare(row: &Row) -> Booted {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut srv = Server::start(&args, Some(&lab.ns.name));
     srv.wait_for("dhcp: serving", Duration::from_secs(10));
-    Booted { lab, scratch, srv, dnsmasq, nonce, time_to_marker: Duration::ZERO }
+    Booted { dnsmasq, srv, lab, scratch, nonce, time_to_marker: Duration::ZERO }
 }
 
 /// Boots the row's VM once, until the marker; returns the VM (already powered off or about to).
