@@ -21,6 +21,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Loadgen(args) => ferroboot::loadgen::main(args),
         Command::Serve(args) => {
             ferroboot::logging::init(args.log_format);
             let result = ferroboot::serve::effective_config(&args).and_then(|c| ferroboot::serve::run(&c));
