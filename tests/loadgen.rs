@@ -1,0 +1,147 @@
+//! `ferroboot loadgen` against the real `ferroboot serve` (DHCP server mode, TFTP on port 69,
+//! HTTP) in network namespaces joined by a veth pair: 8 machines boot at once, each through
+//! DHCP (PXE ROM and iPXE), TFTP of the boot file and HTTP of a kernel and an initrd; every node
+//! must complete with the exact bytes (SHA-256 of every file checked against `sha256sum`), and
+//! the server must have leased 8 distinct addresses. Needs root.
+
+mod common;
+
+use common::{Netns, Scratch, random_file, require, require_root, run, sha256};
+use std::process::Command;
+use std::time::Duration;
+
+struct Lab {
+    srv: Netns,
+    cli: Netns,
+}
+
+fn lab(tag: &str, n: u8) -> Lab {
+    let srv = Netns::new(&format!("{tag}s"));
+    let cli = Netns::new(&format!("{tag}c"));
+    let (a, b) = (format!("{tag}0"), format!("{tag}1"));
+    let _ = Command::new("ip").args(["link", "del", &a]).stderr(std::process::Stdio::null()).status();
+    let (ok, out) = run(Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]));
+    assert!(ok, "veth: {out}");
+    for (dev, ns) in [(&a, &srv), (&b, &cli)] {
+        let (ok, out) = run(Command::new("ip").args(["link", "set", dev, "netns", &ns.name]));
+        assert!(ok, "{out}");
+        ns.exec_ok(&["ip", "link", "set", dev, "up"]);
+    }
+    srv.exec_ok(&["ip", "addr", "add", &format!("10.{n}.0.1/24"), "dev", &a]);
+    cli.exec_ok(&["ip", "addr", "add", &format!("10.{n}.0.2/24"), "dev", &b]);
+    Lab { srv, cli }
+}
+
+fn config(scratch: &Scratch, n: u8, iface: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"root = "{root}"
+state_dir = "{state}"
+interface = "{iface}"
+server_address = "10.{n}.0.1"
+[dhcp]
+mode = "server"
+subnet = "10.{n}.0.0"
+netmask = "255.255.255.0"
+range = {{ start = "10.{n}.0.100", end = "10.{n}.0.200" }}
+router = "10.{n}.0.1"
+"#,
+        root = scratch.root().display(),
+        state = scratch.state().display(),
+    );
+    let p = scratch.path("ferroboot.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn eight_nodes_boot_from_ferroboot_with_exact_bytes() {
+    if !require_root() || !require("sha256sum", "coreutils") {
+        return;
+    }
+    let n = 87;
+    let lab = lab("load", n);
+    let scratch = Scratch::new();
+    let root = scratch.root();
+    random_file(&root.join("ipxe.efi"), 1_000_000 + 123, 1);
+    random_file(&root.join("vmlinuz"), 12 << 20, 2);
+    random_file(&root.join("initrd.img"), 64 << 20, 3);
+    let cfg = config(&scratch, n, "load0");
+    let mut srv = common::Server::start(&["--config", cfg.to_str().unwrap()], Some(&lab.srv.name));
+    srv.wait_for("dhcp: serving", Duration::from_secs(10));
+
+    let bin = env!("CARGO_BIN_EXE_ferroboot");
+    let server = format!("10.{n}.0.1");
+    let out = lab.cli.exec(&[
+        bin,
+        "loadgen",
+        "--server",
+        &server,
+        "--nodes",
+        "8",
+        "--interface",
+        "load1",
+        "--blksize",
+        "1468",
+        "--windowsize",
+        "16",
+        "--no-script",
+        "--http-file",
+        "/boot/vmlinuz",
+        "--http-file",
+        "/boot/initrd.img",
+        "--verify",
+        "--json",
+    ]);
+    let (ok, text) = out;
+    let json_start = text.find('{').unwrap_or_else(|| panic!("no JSON in loadgen output:\n{text}"));
+    let json_end = text.rfind('}').unwrap() + 1;
+    let j: serde_json::Value = serde_json::from_str(&text[json_start..json_end])
+        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"));
+    assert!(ok, "loadgen failed:\n{text}");
+    assert_eq!(j["nodes"], 8);
+    assert_eq!(j["booted"], 8, "{text}");
+    assert_eq!(j["failed"], 0, "{text}");
+    for p in ["dhcp", "tftp", "ipxe-dhcp", "http"] {
+        assert_eq!(j["phases"][p]["count"], 8, "phase {p}: {text}");
+    }
+    let want = [("ipxe.efi", "ipxe.efi"), ("vmlinuz", "vmlinuz"), ("initrd.img", "initrd.img")];
+    for (name, file) in want {
+        let f = j["files"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap_or_else(|| panic!("{name}: {text}"));
+        assert_eq!(f["nodes"], 8, "{name}");
+        let size = std::fs::metadata(root.join(file)).unwrap().len();
+        assert_eq!(f["sizes"], serde_json::json!([size]), "{name}");
+        assert_eq!(f["sha256"], serde_json::json!([sha256(&root.join(file))]), "{name}");
+    }
+    let tftp_bytes = j["throughput"]["tftp"]["bytes"].as_u64().unwrap();
+    assert_eq!(tftp_bytes, 8 * (1_000_000 + 123));
+    // The server saw 8 machines: 8 distinct addresses were acknowledged (twice each: PXE, iPXE).
+    srv.stop();
+    let acks: std::collections::BTreeSet<String> = srv
+        .lines
+        .iter()
+        .filter_map(|l| l.split("ACK ").nth(1))
+        .filter_map(|r| r.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert_eq!(acks.len(), 8, "distinct ACKed addresses: {acks:?}");
+}
+
+#[test]
+fn a_missing_boot_file_fails_every_node_with_the_server_error() {
+    if !require_root() {
+        return;
+    }
+    let n = 88;
+    let lab = lab("loadx", n);
+    let scratch = Scratch::new();
+    let cfg = config(&scratch, n, "loadx0");
+    let mut srv = common::Server::start(&["--config", cfg.to_str().unwrap()], Some(&lab.srv.name));
+    srv.wait_for("dhcp: serving", Duration::from_secs(10));
+    let bin = env!("CARGO_BIN_EXE_ferroboot");
+    let server = format!("10.{n}.0.1");
+    let (ok, text) = lab.cli.exec(&[bin, "loadgen", "--server", &server, "--nodes", "3", "--interface", "loadx1"]);
+    assert!(!ok, "loadgen must exit non-zero when nodes fail:\n{text}");
+    assert!(text.contains("0 booted, 3 failed"), "{text}");
+    assert_eq!(text.matches("in tftp: ipxe.efi").count(), 3, "{text}");
+    assert!(text.contains("TFTP error 1"), "{text}");
+    srv.stop();
+}
