@@ -106,7 +106,12 @@ fn eight_nodes_boot_from_ferroboot_with_exact_bytes() {
     }
     let want = [("ipxe.efi", "ipxe.efi"), ("vmlinuz", "vmlinuz"), ("initrd.img", "initrd.img")];
     for (name, file) in want {
-        let f = j["files"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap_or_else(|| panic!("{name}: {text}"));
+        let f = j["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {text}"));
         assert_eq!(f["nodes"], 8, "{name}");
         let size = std::fs::metadata(root.join(file)).unwrap().len();
         assert_eq!(f["sizes"], serde_json::json!([size]), "{name}");
@@ -138,7 +143,8 @@ fn a_missing_boot_file_fails_every_node_with_the_server_error() {
     srv.wait_for("dhcp: serving", Duration::from_secs(10));
     let bin = env!("CARGO_BIN_EXE_ferroboot");
     let server = format!("10.{n}.0.1");
-    let (ok, text) = lab.cli.exec(&[bin, "loadgen", "--server", &server, "--nodes", "3", "--interface", "loadx1"]);
+    let (ok, text) =
+        lab.cli.exec(&[bin, "loadgen", "--server", &server, "--nodes", "3", "--interface", "loadx1"]);
     assert!(!ok, "loadgen must exit non-zero when nodes fail:\n{text}");
     assert!(text.contains("0 booted, 3 failed"), "{text}");
     assert_eq!(text.matches("in tftp: ipxe.efi").count(), 3, "{text}");
