@@ -2,7 +2,8 @@
 //! HTTP) in network namespaces joined by a veth pair: 8 machines boot at once, each through
 //! DHCP (PXE ROM and iPXE), TFTP of the boot file and HTTP of a kernel and an initrd; every node
 //! must complete with the exact bytes (SHA-256 of every file checked against `sha256sum`), and
-//! the server must have leased 8 distinct addresses. Needs root.
+//! the server must have leased 8 distinct addresses. Proxy mode beside dnsmasq, and the failure
+//! report of a missing boot file. Needs root (and dnsmasq for the proxy test).
 
 mod common;
 
@@ -150,4 +151,81 @@ fn a_missing_boot_file_fails_every_node_with_the_server_error() {
     assert_eq!(text.matches("in tftp: ipxe.efi").count(), 3, "{text}");
     assert!(text.contains("TFTP error 1"), "{text}");
     srv.stop();
+}
+
+#[test]
+fn proxy_mode_address_from_dnsmasq_boot_file_from_ferroboot() {
+    if !require_root() || !require("dnsmasq", "dnsmasq-base") {
+        return;
+    }
+    let n = 89;
+    let lab = lab("loadp", n);
+    let scratch = Scratch::new();
+    let root = scratch.root();
+    random_file(&root.join("ipxe.efi"), 300_000, 4);
+    random_file(&root.join("vmlinuz"), 3 << 20, 5);
+    let leases = scratch.path("dnsmasq.leases");
+    let mut dnsmasq = Command::new("ip")
+        .args(["netns", "exec", &lab.srv.name, "dnsmasq", "--no-daemon", "--port=0", "--no-ping"])
+        .args(["--conf-file=/dev/null", "--interface=loadp0", "--bind-interfaces"])
+        .arg(format!("--dhcp-range=10.{n}.0.150,10.{n}.0.160,255.255.255.0,2m"))
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let cfg = config(&scratch, n, "loadp0");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("mode = \"server\"", "mode = \"proxy\"");
+    std::fs::write(&cfg, text).unwrap();
+    let mut srv = common::Server::start(&["--config", cfg.to_str().unwrap()], Some(&lab.srv.name));
+    srv.wait_for("dhcp: serving", Duration::from_secs(10));
+    let bin = env!("CARGO_BIN_EXE_ferroboot");
+    let server = format!("10.{n}.0.1");
+    let (ok, text) = lab.cli.exec(&[
+        bin,
+        "loadgen",
+        "--server",
+        &server,
+        "--mode",
+        "proxy",
+        "--nodes",
+        "4",
+        "--no-script",
+        "--http-file",
+        "/boot/vmlinuz",
+        "--verify",
+    ]);
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+    srv.stop();
+    assert!(ok, "loadgen failed:\n{text}");
+    assert!(text.contains("(proxy mode): 4 booted, 0 failed"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "file ipxe.efi: 4 nodes, 300000 bytes, sha256 {}",
+            sha256(&root.join("ipxe.efi"))
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "file vmlinuz: 4 nodes, 3145728 bytes, sha256 {}",
+            sha256(&root.join("vmlinuz"))
+        )),
+        "{text}"
+    );
+    // The addresses came from dnsmasq: its lease file holds the 4 MACs, in its range.
+    let l = std::fs::read_to_string(&leases).unwrap();
+    for i in 1..=4 {
+        let mac = format!("02:fb:00:00:00:{i:02x}");
+        let line = l
+            .lines()
+            .find(|x| x.contains(&mac))
+            .unwrap_or_else(|| panic!("{mac} not in dnsmasq leases:\n{l}"));
+        let ip: std::net::Ipv4Addr = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!((150..=160).contains(&ip.octets()[3]), "{ip}");
+    }
+    // ferroboot, as a proxy, leased nothing.
+    assert!(!srv.lines.iter().any(|x| x.contains("dhcp: ACK 10.")), "the proxy ACKed an address");
 }
