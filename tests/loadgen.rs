@@ -3,7 +3,8 @@
 //! DHCP (PXE ROM and iPXE), TFTP of the boot file and HTTP of a kernel and an initrd; every node
 //! must complete with the exact bytes (SHA-256 of every file checked against `sha256sum`), and
 //! the server must have leased 8 distinct addresses. Proxy mode beside dnsmasq, and the failure
-//! report of a missing boot file. Needs root (and dnsmasq for the proxy test).
+//! report of a missing boot file, and dnsmasq for DHCP + TFTP with the iPXE script followed over
+//! HTTP. Needs root (and dnsmasq for those two).
 
 mod common;
 
@@ -228,4 +229,59 @@ fn proxy_mode_address_from_dnsmasq_boot_file_from_ferroboot() {
     }
     // ferroboot, as a proxy, leased nothing.
     assert!(!srv.lines.iter().any(|x| x.contains("dhcp: ACK 10.")), "the proxy ACKed an address");
+}
+
+/// The other stack: dnsmasq for DHCP and TFTP (its iPXE answer is a script URL), a static HTTP
+/// server (ferroboot's `/boot/` tree here) for the script and what it names: loadgen follows the
+/// script's `kernel` and `initrd` lines.
+#[test]
+fn dnsmasq_dhcp_and_tftp_then_the_script_and_its_files_over_http() {
+    if !require_root() || !require("dnsmasq", "dnsmasq-base") {
+        return;
+    }
+    let n = 90;
+    let lab = lab("loadd", n);
+    let scratch = Scratch::new();
+    let root = scratch.root();
+    random_file(&root.join("ipxe.efi"), 200_001, 6);
+    random_file(&root.join("vmlinuz"), 2 << 20, 7);
+    random_file(&root.join("initrd.img"), 5 << 20, 8);
+    std::fs::write(
+        root.join("boot.ipxe"),
+        "#!ipxe\nkernel /boot/vmlinuz console=ttyS0\ninitrd initrd.img\nboot\n",
+    )
+    .unwrap();
+    let srv_ip = format!("10.{n}.0.1");
+    let mut dnsmasq = Command::new("ip")
+        .args(["netns", "exec", &lab.srv.name, "dnsmasq", "--no-daemon", "--port=0", "--no-ping"])
+        .args(["--conf-file=/dev/null", "--interface=loadd0", "--bind-interfaces", "--user=root"])
+        .arg(format!("--dhcp-range=10.{n}.0.150,10.{n}.0.170,255.255.255.0,2m"))
+        .arg(format!("--dhcp-leasefile={}", scratch.path("dnsmasq.leases").display()))
+        .args(["--dhcp-userclass=set:ipxe,iPXE", "--dhcp-boot=tag:!ipxe,ipxe.efi"])
+        .arg(format!("--dhcp-boot=tag:ipxe,http://{srv_ip}:8080/boot/boot.ipxe"))
+        .args(["--enable-tftp", "--edns-packet-max=65000"])
+        .arg(format!("--tftp-root={}", root.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = scratch.state();
+    let mut srv = common::Server::start(
+        &["--root", root.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--tftp-port", "6969"],
+        Some(&lab.srv.name),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let bin = env!("CARGO_BIN_EXE_ferroboot");
+    let (ok, text) = lab.cli.exec(&[bin, "loadgen", "--server", &srv_ip, "--nodes", "4", "--verify"]);
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+    srv.stop();
+    assert!(ok, "loadgen failed:\n{text}");
+    assert!(text.contains("(server mode): 4 booted, 0 failed"), "{text}");
+    for (name, len) in
+        [("ipxe.efi", 200_001), ("boot.ipxe", 65), ("vmlinuz", 2 << 20), ("initrd.img", 5 << 20)]
+    {
+        let want = format!("file {name}: 4 nodes, {len} bytes, sha256 {}", sha256(&root.join(name)));
+        assert!(text.contains(&want), "missing {want:?} in:\n{text}");
+    }
 }
