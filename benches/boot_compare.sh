@@ -251,6 +251,25 @@ done
 echo
 cat "$OUT/rss.txt"
 
+# The issue's targets, checked on these medians.
+{
+    echo "targets:"
+    awk -F, -v nodes="$NODES" 'NR > 1 { b[$1","$2] = $4; t[$1","$2] = $6; h[$1","$2] = $7 }
+        END {
+            n = split(nodes, N, " "); allb = 1; tftp = 1; http = 1
+            for (i = 1; i <= n; i++) {
+                k = N[i]
+                if (b["ferroboot,"k] != k || b["stack,"k] != k) allb = 0
+                if (t["ferroboot,"k] < 2 * t["stack,"k]) { tftp = 0; tf = tf " N=" k }
+                if (h["ferroboot,"k] < h["stack,"k]) { http = 0; hf = hf " N=" k }
+            }
+            printf "  every node boots at every N:  %s\n", allb ? "PASS" : "FAIL"
+            printf "  TFTP >= 2x dnsmasq:           %s\n", tftp ? "PASS" : "FAIL (" tf " )"
+            printf "  HTTP >= nginx:                %s\n", http ? "PASS" : "FAIL (" hf " )"
+        }' "$RES"
+    printf '  RSS < 64 MiB at %s + %s:    %s\n' "$RSS_NODES" "$RSS_NODES" "$([ "$hwm_kib" -lt 65536 ] && echo PASS || echo FAIL)"
+} | tee "$OUT/targets.txt"
+
 if [ "$PLOT" = 1 ]; then
     CARGO_TARGET_DIR=$REPO/target/boot_plot cargo run --release --quiet --locked --manifest-path benches/boot_plot/Cargo.toml -- \
         "$RES" "$OUT/../bench-boot.png" "$(head -1 "$OUT/machine.txt")"
