@@ -22,6 +22,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Loadgen(args) => ferroboot::loadgen::main(args),
+        Command::Boot(args) => ferroboot::ipxe::boot_cmd::main(args),
         Command::Serve(args) => {
             ferroboot::logging::init(args.log_format);
             let result = ferroboot::serve::effective_config(&args).and_then(|c| ferroboot::serve::run(&c));
