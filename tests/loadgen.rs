@@ -1,6 +1,7 @@
 //! `ferroboot loadgen` against the real `ferroboot serve` (DHCP server mode, TFTP on port 69,
-//! HTTP) in network namespaces joined by a veth pair: 8 machines boot at once, each through
-//! DHCP (PXE ROM and iPXE), TFTP of the boot file and HTTP of a kernel and an initrd; every node
+//! HTTP, iPXE scripts) in network namespaces joined by a veth pair: 8 machines boot at once, each
+//! through DHCP (PXE ROM and iPXE), TFTP of the boot file, and HTTP of `/boot.ipxe`, the
+//! per-machine script it chains to and the kernel and initrd that one names; every node
 //! must complete with the exact bytes (SHA-256 of every file checked against `sha256sum`), and
 //! the server must have leased 8 distinct addresses. Proxy mode beside dnsmasq, and the failure
 //! report of a missing boot file, and dnsmasq for DHCP + TFTP with the iPXE script followed over
@@ -46,6 +47,12 @@ subnet = "10.{n}.0.0"
 netmask = "255.255.255.0"
 range = {{ start = "10.{n}.0.100", end = "10.{n}.0.200" }}
 router = "10.{n}.0.1"
+[ipxe]
+unknown = "worker"
+[profiles.worker]
+kernel = "vmlinuz"
+initrd = "initrd.img"
+cmdline = "console=ttyS0 ip={{ip}}"
 "#,
         root = scratch.root().display(),
         state = scratch.state().display(),
@@ -86,11 +93,6 @@ fn eight_nodes_boot_from_ferroboot_with_exact_bytes() {
         "1468",
         "--windowsize",
         "16",
-        "--no-script",
-        "--http-file",
-        "/boot/vmlinuz",
-        "--http-file",
-        "/boot/initrd.img",
         "--verify",
         "--json",
     ]);
@@ -133,7 +135,7 @@ fn eight_nodes_boot_from_ferroboot_with_exact_bytes() {
 }
 
 #[test]
-fn a_missing_boot_file_fails_every_node_with_the_server_error() {
+fn missing_files_fail_every_node_with_the_servers_error() {
     if !require_root() {
         return;
     }
@@ -145,12 +147,22 @@ fn a_missing_boot_file_fails_every_node_with_the_server_error() {
     srv.wait_for("dhcp: serving", Duration::from_secs(10));
     let bin = env!("CARGO_BIN_EXE_ferroboot");
     let server = format!("10.{n}.0.1");
-    let (ok, text) =
-        lab.cli.exec(&[bin, "loadgen", "--server", &server, "--nodes", "3", "--interface", "loadx1"]);
+    let run = |extra: &[&str]| {
+        let mut args = vec![bin, "loadgen", "--server", &server, "--nodes", "3", "--interface", "loadx1"];
+        args.extend_from_slice(extra);
+        lab.cli.exec(&args)
+    };
+    let (ok, text) = run(&["--tftp-file", "missing.efi"]);
     assert!(!ok, "loadgen must exit non-zero when nodes fail:\n{text}");
     assert!(text.contains("0 booted, 3 failed"), "{text}");
-    assert_eq!(text.matches("in tftp: ipxe.efi").count(), 3, "{text}");
+    assert_eq!(text.matches("in tftp: missing.efi").count(), 3, "{text}");
     assert!(text.contains("TFTP error 1"), "{text}");
+    // The profile's kernel is not in the root: the script is followed, the GET of it fails.
+    let (ok, text) = run(&[]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("0 booted, 3 failed"), "{text}");
+    assert_eq!(text.matches("/boot/vmlinuz?mac=02-fb-00-00-00-0").count(), 3, "{text}");
+    assert!(text.contains("HTTP 404"), "{text}");
     srv.stop();
 }
 

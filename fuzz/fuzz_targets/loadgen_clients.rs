@@ -115,7 +115,14 @@ fuzz_target!(|data: &[u8]| {
                 let _ = u.to_string();
             }
             let base = http::Url::parse("http://10.0.0.1:8080/boot.ipxe").unwrap();
-            let _ = http::script_fetches(&s, &base, &[("mac", "02:fb:00:00:00:01".into())]);
+            let vars = http::ipxe_vars(
+                &[2, 0xfb, 0, 0, 0, 1],
+                "10.0.0.2".parse().unwrap(),
+                "10.0.0.1".parse().unwrap(),
+                7,
+                &[0; 16],
+            );
+            let _ = http::script_plan(&s, &base, &vars);
         }
     }
 });

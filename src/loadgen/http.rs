@@ -62,40 +62,131 @@ impl std::fmt::Display for Url {
     }
 }
 
-/// The files an iPXE script fetches (`kernel`, `initrd`, `module`, `imgfetch`, `chain` lines),
-/// resolved against the script's URL, with `${mac}`, `${net0/mac}`, `${ip}` and
-/// `${next-server}` filled in. A URL with another `${...}` variable is an error.
-pub fn script_fetches(script: &str, base: &Url, vars: &[(&str, String)]) -> Result<Vec<Url>, String> {
-    let mut out = Vec::new();
-    for line in script.lines() {
-        let mut words = line.split_whitespace();
-        let Some(cmd) = words.next() else { continue };
-        if !matches!(cmd, "kernel" | "initrd" | "module" | "imgfetch" | "chain" | "imgexec" | "boot") {
-            continue;
+/// What an iPXE script does on its success path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptPlan {
+    /// `kernel`, `initrd`, `module`, `imgfetch` downloads, in order.
+    pub fetches: Vec<Url>,
+    /// A `chain` to another script (its own plan follows), if the script ends with one.
+    pub chain: Option<Url>,
+}
+
+/// Runs an iPXE script the way iPXE does when every command succeeds: lines in order, an
+/// unconditional `goto` jumps to its `:label` (`cmd || goto x` is a failure branch and not
+/// taken), `kernel`/`initrd`/`module`/`imgfetch` download their URL (options such as
+/// `--name X` skipped, the rest of the line is the command line), `chain` hands over to another
+/// script, `boot` ends it. `exit` (boot from disk), `menu`/`choose` (a human's choice) and a
+/// runaway `goto` are errors for a load run. URLs are resolved against `base` with
+/// `${name}` / `${name:type}` taken from `vars` (an unknown one is an error).
+pub fn script_plan(script: &str, base: &Url, vars: &[(&str, String)]) -> Result<ScriptPlan, String> {
+    let lines: Vec<&str> = script.lines().map(str::trim).collect();
+    let mut plan = ScriptPlan { fetches: Vec::new(), chain: None };
+    let (mut pc, mut steps) = (0usize, 0u32);
+    while pc < lines.len() {
+        steps += 1;
+        if steps > 10_000 {
+            return Err("script loops (10,000 steps without boot)".into());
         }
-        if cmd == "boot" {
-            continue;
-        }
-        // Skip options; `--name X` / `-n X` and `--timeout X` / `-t X` take a value.
-        let mut target = None;
-        while let Some(w) = words.next() {
-            if matches!(w, "--name" | "-n" | "--timeout" | "-t") {
-                words.next();
-            } else if !w.starts_with('-') {
-                target = Some(w.to_string());
-                break;
+        let line = lines[pc];
+        pc += 1;
+        // The success path: drop `|| ...` failure branches; `&&` chains run left to right.
+        let head = line.split("||").next().unwrap_or("").trim();
+        for cmdline in head.split("&&") {
+            let mut words = cmdline.split_whitespace();
+            let Some(cmd) = words.next() else { continue };
+            match cmd {
+                "kernel" | "initrd" | "module" | "imgfetch" | "chain" | "imgexec" => {
+                    let mut target = None;
+                    while let Some(w) = words.next() {
+                        if matches!(w, "--name" | "-n" | "--timeout" | "-t") {
+                            words.next();
+                        } else if !w.starts_with('-') {
+                            target = Some(w);
+                            break;
+                        }
+                    }
+                    let Some(target) = target else {
+                        return Err(format!("script line {line:?}: no URL"));
+                    };
+                    let url =
+                        base.join(&expand(target, vars).map_err(|v| format!("script line {line:?}: {v}"))?)?;
+                    if matches!(cmd, "chain" | "imgexec") {
+                        plan.chain = Some(url);
+                        return Ok(plan);
+                    }
+                    plan.fetches.push(url);
+                }
+                "boot" => return Ok(plan),
+                "goto" => {
+                    let label = words.next().unwrap_or("");
+                    let label = expand(label, vars).map_err(|v| format!("script line {line:?}: {v}"))?;
+                    let at = lines.iter().position(|l| l.strip_prefix(':') == Some(label.as_str()));
+                    pc = at.ok_or_else(|| format!("script line {line:?}: no label :{label}"))? + 1;
+                    break;
+                }
+                "exit" => return Err("script exits (boot from the local disk)".into()),
+                "menu" | "choose" => return Err("script shows an interactive menu".into()),
+                "shell" => return Err("script drops to the iPXE shell".into()),
+                _ => {} // echo, sleep, imgfree, set, prompt, comments, labels, ...
             }
         }
-        let Some(mut target) = target else { continue };
-        for (k, v) in vars {
-            target = target.replace(&format!("${{{k}}}"), v);
-        }
-        if target.contains("${") {
-            return Err(format!("script line {line:?}: unknown variable"));
-        }
-        out.push(base.join(&target)?);
     }
+    Err("script ended without boot or chain".into())
+}
+
+/// `${name}` and `${name:type}` from `vars` (looked up by `name:type`, then `name`).
+fn expand(s: &str, vars: &[(&str, String)]) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unterminated ${{ in {s}"))?;
+        let name = &after[..end];
+        let base = name.split(':').next().unwrap_or(name);
+        let v = vars
+            .iter()
+            .find(|(k, _)| *k == name)
+            .or_else(|| vars.iter().find(|(k, _)| *k == base))
+            .ok_or_else(|| format!("unknown variable ${{{name}}}"))?;
+        out.push_str(&v.1);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
     Ok(out)
+}
+
+/// The iPXE settings a simulated machine has, for [`script_plan`].
+pub fn ipxe_vars(
+    mac: &[u8; 6],
+    ip: std::net::Ipv4Addr,
+    next_server: std::net::Ipv4Addr,
+    arch: u16,
+    uuid: &[u8; 16],
+) -> Vec<(&'static str, String)> {
+    let colon: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    let u: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    let uuid = format!("{}-{}-{}-{}-{}", &u[..8], &u[8..12], &u[12..16], &u[16..20], &u[20..]);
+    let (buildarch, platform) = match arch {
+        0 => ("i386", "pcbios"),
+        6 => ("i386", "efi"),
+        10 => ("arm32", "efi"),
+        11 => ("arm64", "efi"),
+        _ => ("x86_64", "efi"),
+    };
+    vec![
+        ("net0/mac:hexhyp", colon.join("-")),
+        ("mac:hexhyp", colon.join("-")),
+        ("net0/mac", colon.join(":")),
+        ("mac", colon.join(":")),
+        ("net0/ip", ip.to_string()),
+        ("ip", ip.to_string()),
+        ("next-server", next_server.to_string()),
+        ("uuid", uuid),
+        ("buildarch", buildarch.into()),
+        ("platform", platform.into()),
+        ("hostname", String::new()),
+    ]
 }
 
 /// One keep-alive connection.
@@ -246,19 +337,53 @@ mod tests {
         assert!(s.join("tftp://o/x").is_err());
     }
 
+    fn vars() -> Vec<(&'static str, String)> {
+        ipxe_vars(
+            &[2, 0xfb, 0, 0, 0, 1],
+            "10.0.0.100".parse().unwrap(),
+            "10.0.0.1".parse().unwrap(),
+            7,
+            &[0x11; 16],
+        )
+    }
+
     #[test]
-    fn script_lines_become_fetches() {
+    fn script_success_path_becomes_fetches() {
         let base = Url::parse("http://10.0.0.1:8080/boot.ipxe").unwrap();
-        let script = "#!ipxe\nkernel --name k /boot/nixos/bzImage init=/x console=ttyS0\n\
-                      initrd http://10.0.0.1:8080/boot/${mac}/initrd\nboot\n";
-        let got = script_fetches(script, &base, &[("mac", "02:fb:00:00:00:01".into())]).unwrap();
-        let got: Vec<String> = got.iter().map(|u| u.to_string()).collect();
+        let script = "#!ipxe\nimgfree\nkernel --name k /boot/nixos/bzImage?mac=${net0/mac:hexhyp} ip=${net0/ip} || goto fail1\n\
+                      initrd --name initrd http://10.0.0.1:8080/boot/${mac}/initrd || goto fail1\n\
+                      initrd firmware.cpio\nboot || goto fail1\n:fail1\nkernel /never\nboot\n";
+        let p = script_plan(script, &base, &vars()).unwrap();
+        let got: Vec<String> = p.fetches.iter().map(|u| u.to_string()).collect();
         assert_eq!(
             got,
-            ["http://10.0.0.1:8080/boot/nixos/bzImage", "http://10.0.0.1:8080/boot/02:fb:00:00:00:01/initrd"]
+            [
+                "http://10.0.0.1:8080/boot/nixos/bzImage?mac=02-fb-00-00-00-01",
+                "http://10.0.0.1:8080/boot/02:fb:00:00:00:01/initrd",
+                "http://10.0.0.1:8080/firmware.cpio"
+            ]
         );
-        assert!(script_fetches("kernel ${unknown}/k\n", &base, &[]).is_err());
-        assert!(script_fetches("#!ipxe\necho hi\n", &base, &[]).unwrap().is_empty());
+        assert_eq!(p.chain, None);
+    }
+
+    #[test]
+    fn chain_goto_and_the_ends_that_are_not_a_boot() {
+        let base = Url::parse("http://10.0.0.1:8080/boot.ipxe").unwrap();
+        let chain = "#!ipxe\necho ${net0/mac} (${platform} ${buildarch})\ngoto go\nkernel /skipped\n:go\n\
+                     chain --replace --autofree http://10.0.0.1:8080/ipxe/node?mac=${net0/mac:hexhyp}&uuid=${uuid}&buildarch=${buildarch}&platform=${platform}&hostname=${hostname:uristring} || goto fail1\n";
+        let p = script_plan(chain, &base, &vars()).unwrap();
+        assert!(p.fetches.is_empty());
+        assert_eq!(
+            p.chain.unwrap().path,
+            "/ipxe/node?mac=02-fb-00-00-00-01&uuid=11111111-1111-1111-1111-111111111111&buildarch=x86_64&platform=efi&hostname="
+        );
+        let err = |s: &str| script_plan(s, &base, &vars()).unwrap_err();
+        assert!(err("kernel ${unknown}/k\nboot\n").contains("unknown variable ${unknown}"));
+        assert!(err("#!ipxe\necho hi\n").contains("without boot"));
+        assert!(err("echo local\nexit\n").contains("local disk"));
+        assert!(err("menu x\nchoose t\n").contains("menu"));
+        assert!(err(":a\ngoto a\n").contains("loops"));
+        assert!(err("goto nowhere\n").contains("no label"));
     }
 
     /// A canned server: answers each accepted connection with `responses`, in order.

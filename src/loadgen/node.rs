@@ -326,7 +326,8 @@ fn http_get(
     if f.status != 200 {
         return Err(format!("GET {u}: HTTP {}", f.status));
     }
-    Ok(sink.finish(u.path.rsplit('/').next().unwrap_or("").to_string()))
+    let path = u.path.split('?').next().unwrap_or("");
+    Ok(sink.finish(path.rsplit('/').next().unwrap_or("").to_string()))
 }
 
 fn since(t0: Instant) -> Duration {
@@ -430,37 +431,43 @@ pub fn boot(
     let s = since(t0);
     let mut http_bytes = 0;
     let mut urls = Vec::new();
-    let mut script_base = base.clone();
     if let (true, Some(u)) = (plan.script, &script_url) {
-        let result = Url::parse(u).and_then(|url| {
-            let mut text = Vec::new();
-            let f = http_get(&mut conn, &url, plan.verify, counters, Some(&mut text))?;
-            script_base = url.clone();
-            Ok((f, text))
-        });
-        match result {
-            Ok((f, text)) => {
-                http_bytes += f.bytes;
-                r.files.push(f);
-                if plan.http_files.is_empty() {
-                    let vars = [
-                        ("mac", mac_string(&mac)),
-                        ("net0/mac", mac_string(&mac)),
-                        ("ip", r.ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string()),
-                        ("next-server", next_server.to_string()),
-                    ];
-                    match http::script_fetches(&String::from_utf8_lossy(&text), &script_base, &vars) {
-                        Ok(u) => urls = u,
-                        Err(m) => {
-                            fail(&mut r, Phase::Http, format!("script {u}: {m}"));
-                            return r;
-                        }
-                    }
+        // The script, and the scripts it chains to (at most 4), then what the last one names.
+        let vars =
+            http::ipxe_vars(&mac, r.ip.unwrap_or(Ipv4Addr::UNSPECIFIED), next_server, plan.arch, &uuid);
+        let mut next = Url::parse(u);
+        for depth in 0.. {
+            let result = next.clone().and_then(|url| {
+                let mut text = Vec::new();
+                let f = http_get(&mut conn, &url, plan.verify, counters, Some(&mut text))?;
+                Ok((url, f, text))
+            });
+            let (url, f, text) = match result {
+                Ok(x) => x,
+                Err(m) => {
+                    fail(&mut r, Phase::Http, m);
+                    return r;
                 }
+            };
+            http_bytes += f.bytes;
+            r.files.push(f);
+            if !plan.http_files.is_empty() {
+                break;
             }
-            Err(m) => {
-                fail(&mut r, Phase::Http, m);
-                return r;
+            match http::script_plan(&String::from_utf8_lossy(&text), &url, &vars) {
+                Ok(p) if p.chain.is_some() && depth < 4 => next = Ok(p.chain.expect("checked")),
+                Ok(p) if p.chain.is_some() => {
+                    fail(&mut r, Phase::Http, format!("script {url}: more than 4 chained scripts"));
+                    return r;
+                }
+                Ok(p) => {
+                    urls = p.fetches;
+                    break;
+                }
+                Err(m) => {
+                    fail(&mut r, Phase::Http, format!("script {url}: {m}"));
+                    return r;
+                }
             }
         }
     }
