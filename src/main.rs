@@ -21,6 +21,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Loadgen(args) => ferroboot::loadgen::main(args),
         Command::Boot(args) => ferroboot::ipxe::boot_cmd::main(args),
         Command::Serve(args) => {
             ferroboot::logging::init(args.log_format);
