@@ -22,3 +22,6 @@ pub mod orchestrate;
 pub mod serve;
 pub mod status;
 pub mod tftp;
+
+#[cfg(test)]
+mod test_alloc;

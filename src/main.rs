@@ -21,6 +21,8 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Status(args) => ferroboot::lifecycle::client::status(&args),
+        Command::Node(args) => ferroboot::lifecycle::client::node(&args),
         Command::Serve(args) => {
             ferroboot::logging::init(args.log_format);
             let result = ferroboot::serve::effective_config(&args).and_then(|c| ferroboot::serve::run(&c));

@@ -3,7 +3,8 @@
 
 use crate::cli::{DhcpArg, ServeArgs};
 use crate::config::{Config, DhcpMode};
-use crate::http::{HttpLimits, HttpService};
+use crate::http::{HttpLimits, HttpService, Match};
+use crate::lifecycle::{LifecycleService, Observer, Store, api::Api};
 use crate::net::{EventLoop, iface};
 use crate::status::Status;
 use crate::tftp::driver::{TftpService, TftpSettings, blksize_for_mtu};
@@ -87,6 +88,19 @@ pub fn http_limits(c: &Config) -> HttpLimits {
     }
 }
 
+/// The node lifecycle store under the state dir; when it cannot be opened (no write access, held
+/// by another server) the lifecycle is kept in memory only, and the log says so.
+pub fn open_store(c: &Config) -> Store {
+    match Store::open(c) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("lifecycle: {e}: node states are kept in memory only and lost at exit");
+            let (known, files) = crate::lifecycle::store::inventory(c);
+            Store::in_memory(&known, files, crate::lifecycle::store::now_ms)
+        }
+    }
+}
+
 /// Runs the services until a stop signal.
 pub fn run(c: &Config) -> Result<(), BoxError> {
     if let Some(i) = &c.interface {
@@ -98,29 +112,36 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
         log::warn!("state dir {}: {e}", c.state_dir.display());
     }
     let status = Rc::new(Status::default());
+    let store = Rc::new(open_store(c));
+    let observer: Rc<dyn Observer> = store.clone();
     let mut ev = EventLoop::new()?;
     if c.dhcp.mode != DhcpMode::Off {
         let s = crate::dhcp::driver::settings_from_config(c)
             .map_err(|e| -> BoxError { format!("dhcp: {e}").into() })?;
-        let svc = crate::dhcp::driver::DhcpService::new(s, Rc::clone(&status))
+        let mut svc = crate::dhcp::driver::DhcpService::new(s, Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("dhcp: {e}").into() })?;
+        svc.set_observer(observer.clone());
         ev.add(Box::new(svc))?;
     }
     if c.tftp.enabled {
         let s = tftp_settings(c);
-        let svc = TftpService::new(s.clone(), Rc::clone(&status))
+        let mut svc = TftpService::new(s.clone(), Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("tftp: {e}").into() })?;
+        svc.set_observer(observer.clone());
         ev.add(Box::new(svc))?;
     }
     if c.http.enabled {
         let addr = std::net::SocketAddr::from((c.listen, c.http.port));
-        let svc = HttpService::new(addr, c.root.clone(), http_limits(c), Rc::clone(&status))
+        let mut svc = HttpService::new(addr, c.root.clone(), http_limits(c), Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("http: {e}").into() })?;
+        svc.set_observer(observer.clone());
+        svc.add_route(Match::Prefix(crate::lifecycle::api::PREFIX), Box::new(Api::new(store.clone())));
         ev.add(Box::new(svc))?;
     }
     if !c.tftp.enabled && !c.http.enabled && c.dhcp.mode == DhcpMode::Off {
         return Err("no service is enabled".into());
     }
+    ev.add(Box::new(LifecycleService(store)))?;
     ev.run(true, || false)?;
     Ok(())
 }

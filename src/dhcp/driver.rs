@@ -23,6 +23,7 @@ use super::server::{
 };
 use super::wire::MessageType;
 use crate::config::{Config, DhcpMode};
+use crate::lifecycle::{NoLifecycle, Observer};
 use crate::net::{Service, iface, sock};
 use crate::status::{Counters, ServiceState, Status};
 use mio::net::UdpSocket;
@@ -152,6 +153,8 @@ pub struct DhcpService {
     ifaces_at: Option<Instant>,
     base: usize,
     status: Rc<Status>,
+    /// Told about boot decisions and client addresses (the node lifecycle).
+    observer: Rc<dyn Observer>,
 }
 
 fn unix_now() -> u64 {
@@ -221,8 +224,15 @@ impl DhcpService {
             ifaces_at: None,
             base: 0,
             status,
+            observer: Rc::new(NoLifecycle),
             settings,
         })
+    }
+
+    /// Who is told about boot decisions and the addresses clients have (the node lifecycle;
+    /// nobody by default).
+    pub fn set_observer(&mut self, observer: Rc<dyn Observer>) {
+        self.observer = observer;
     }
 
     /// The sans-IO server (for tests and status).
@@ -285,6 +295,7 @@ impl DhcpService {
             let data = &self.rbuf[..meta.len];
             let o = self.server.handle_packet(now, data, &arrival, slot);
             log_outcome(data, &o, &arrival);
+            observe(&*self.observer, &self.settings.server.policy, data, &o, &arrival);
             self.count(o.event);
             if let Some(rec) = o.journal {
                 if let Some(j) = self.journal.as_mut() {
@@ -430,11 +441,13 @@ fn log_outcome(data: &[u8], o: &super::server::Outcome, a: &Arrival) {
                 },
             };
             match o.boot {
-                Some((k, why)) => log::info!(
-                    "dhcp: {kind} {ip} to {} (xid {xid:#010x}) via if {}: {}; boot {k:?}: {why}",
+                Some(b) => log::info!(
+                    "dhcp: {kind} {ip} to {} (xid {xid:#010x}) via if {}: {}; boot {:?}: {}",
                     Mac(chaddr),
                     a.ifindex,
-                    o.reason
+                    o.reason,
+                    b.kind,
+                    b.reason
                 ),
                 None => log::info!(
                     "dhcp: {kind} {ip} to {} (xid {xid:#010x}) via if {}: {}",
@@ -442,6 +455,51 @@ fn log_outcome(data: &[u8], o: &super::server::Outcome, a: &Arrival) {
                     a.ifindex,
                     o.reason
                 ),
+            }
+        }
+    }
+}
+
+/// Tells the lifecycle what this exchange showed: a boot decision the client takes (an ACK from
+/// us as the server; any answer as a ProxyDHCP, whose client gets its address elsewhere), and
+/// the client's address (the ACK's yiaddr, else ciaddr, else the source of a direct request).
+/// Allocation-free: everything is read from the packet in place.
+fn observe(
+    obs: &dyn Observer,
+    policy: &super::pxe::PolicyConfig,
+    data: &[u8],
+    o: &super::server::Outcome,
+    a: &Arrival,
+) {
+    let (Some(&[1, 6]), Some(chaddr)) = (data.get(1..3).map(|h| [h[0], h[1]]).as_ref(), data.get(28..34))
+    else {
+        return;
+    };
+    let Ok(mac) = <[u8; 6]>::try_from(chaddr) else { return };
+    let quad = |r: std::ops::Range<usize>| {
+        data.get(r).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3])).filter(|ip| !ip.is_unspecified())
+    };
+    let acked = o
+        .reply
+        .filter(|r| r.message_type == MessageType::Ack)
+        .map(|r| r.yiaddr)
+        .filter(|ip| !ip.is_unspecified());
+    let direct = (quad(24..28).is_none() && !a.src.ip().is_unspecified()).then(|| *a.src.ip());
+    let ip = acked.or(quad(12..16)).or(direct);
+    let taken = matches!(o.event, Event::Acked | Event::ProxyOffered | Event::ProxyAcked);
+    match o.boot {
+        Some(b) if taken => {
+            let what = match b.kind {
+                super::pxe::DecisionKind::TftpBinary => "iPXE binary over TFTP",
+                super::pxe::DecisionKind::IpxeScript => "iPXE script",
+                super::pxe::DecisionKind::HttpBoot => "UEFI HTTP boot",
+                super::pxe::DecisionKind::NotPxe => return,
+            };
+            obs.dhcp_boot(mac, what, b.arch, b.file(policy), ip);
+        }
+        _ => {
+            if let Some(ip) = ip.filter(|_| o.event != Event::Ignored && o.event != Event::Malformed) {
+                obs.ip_seen(mac, ip);
             }
         }
     }
