@@ -14,7 +14,14 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 
-use ferroboot::http::HttpLimits;
+use ferroboot::http::{HttpLimits, HttpService, Match};
+use ferroboot::lifecycle::machine::{BootFiles, Known};
+use ferroboot::lifecycle::{NodeState, Step, Store, api::Api};
+use std::rc::Rc;
+use std::sync::Mutex;
+
+/// The allocator counts every thread: the two tests must not run at once.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Reads one response into `buf` (fixed), returns (status, body length). No allocation.
 fn one_response(c: &mut TcpStream, buf: &mut [u8], head_only: bool) -> (u16, usize) {
@@ -83,6 +90,7 @@ fn round(addr: SocketAddr, keep: &mut TcpStream, buf: &mut [u8]) {
 
 #[test]
 fn steady_state_requests_do_not_allocate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = http_support::tree();
     let s = http_support::start(
         &t.root,
@@ -102,6 +110,66 @@ fn steady_state_requests_do_not_allocate() {
     let after = ALLOCS.load(Ordering::SeqCst);
     println!("{} requests, {} allocations", N * (REQS.len() + 1), after - before);
     assert_eq!(after - before, 0, "allocations during {} steady-state requests", N * (REQS.len() + 1));
+    drop(keep);
+    s.stop();
+}
+
+/// The same rounds with the node lifecycle attached and following the client's address: every
+/// static response is attributed (path decoded, bytes counted, kernel and initrd classified),
+/// and a repeat of the same observation must not allocate either.
+#[test]
+fn steady_state_requests_of_a_followed_node_do_not_allocate() {
+    fn configure(svc: &mut HttpService) {
+        let known = [Known {
+            mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+            ip: Some([127, 0, 0, 1].into()),
+            ..Known::default()
+        }];
+        let initrd = ["nixos/control-plane/initrd".to_string()];
+        let files = BootFiles::new([("nixos/control-plane/bzImage", &initrd[..])]);
+        let store = Rc::new(Store::in_memory(&known, files, ferroboot::lifecycle::store::now_ms));
+        store.script_served(known[0].mac, [127, 0, 0, 1].into(), false);
+        store.event(known[0].mac, Step::Booted, "").unwrap();
+        svc.set_observer(store.clone());
+        svc.add_route(Match::Prefix(ferroboot::lifecycle::api::PREFIX), Box::new(Api::new(store)));
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = http_support::tree();
+    let s = http_support::start_configured(
+        &t.root,
+        HttpLimits { max_connections: 64, write_budget: 64 << 10, ..HttpLimits::default() },
+        |st| {
+            st.dhcp.set(ferroboot::status::ServiceState::Running);
+            st.tftp.set(ferroboot::status::ServiceState::Running);
+        },
+        configure,
+    );
+    let addr = s.addr;
+    let mut keep = TcpStream::connect(addr).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..20 {
+        round(addr, &mut keep, &mut buf);
+    }
+    let before = ALLOCS.load(Ordering::SeqCst);
+    const N: usize = 200;
+    for _ in 0..N {
+        round(addr, &mut keep, &mut buf);
+    }
+    let after = ALLOCS.load(Ordering::SeqCst);
+    assert_eq!(
+        after - before,
+        0,
+        "allocations during {} followed steady-state requests",
+        N * (REQS.len() + 1)
+    );
+    // The lifecycle saw them: the node's bytes are the files' (read through the API).
+    keep.write_all(b"GET /api/v1/nodes/52:54:00:12:34:56 HTTP/1.1\r\n\r\n").unwrap();
+    let (status, len) = one_response(&mut keep, &mut buf, false);
+    assert_eq!(status, 200);
+    let start = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let v: serde_json::Value = serde_json::from_slice(&buf[start..start + len]).unwrap();
+    assert_eq!(v["state"], "booted");
+    assert!(v["bytes_served"].as_u64().unwrap() > 220 * 400_000, "{v}");
     drop(keep);
     s.stop();
 }

@@ -456,10 +456,12 @@ impl Nodes {
             return Applied::Unknown;
         }
         let Some(node) = self.create(mac, now_ms, create_how) else { return Applied::Full };
-        node.last_event = step.as_str();
-        node.last_event_ms = now_ms;
         let mut moved = usize::from(created);
         let verdict = next(node.state, step);
+        if verdict != Verdict::Illegal {
+            node.last_event = step.as_str();
+            node.last_event_ms = now_ms;
+        }
         match (verdict, input) {
             (Verdict::To(to), Input::Dhcp { what, arch, file }) => {
                 node.last_boot_arch = arch;

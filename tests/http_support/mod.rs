@@ -57,6 +57,17 @@ pub fn start(root: &Path, limits: HttpLimits) -> Server {
 }
 
 pub fn start_with(root: &Path, limits: HttpLimits, prepare: fn(&Status)) -> Server {
+    start_configured(root, limits, prepare, |_| {})
+}
+
+/// [`start_with`], and `configure` sees the service before it runs (routes, observers: built on
+/// the loop's thread, so they need not be `Send`).
+pub fn start_configured(
+    root: &Path,
+    limits: HttpLimits,
+    prepare: fn(&Status),
+    configure: fn(&mut HttpService),
+) -> Server {
     let root = root.to_path_buf();
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -64,7 +75,8 @@ pub fn start_with(root: &Path, limits: HttpLimits, prepare: fn(&Status)) -> Serv
     let thread = std::thread::spawn(move || {
         let status = Rc::new(Status::default());
         prepare(&status);
-        let svc = HttpService::new("127.0.0.1:0".parse().unwrap(), root, limits, status).expect("bind");
+        let mut svc = HttpService::new("127.0.0.1:0".parse().unwrap(), root, limits, status).expect("bind");
+        configure(&mut svc);
         let mut ev = EventLoop::new().unwrap();
         tx.send(svc.local_addr()).unwrap();
         ev.add(Box::new(svc)).unwrap();
