@@ -58,6 +58,8 @@ pub enum Command {
     Status(crate::lifecycle::client::StatusArgs),
     /// Act on one node through a running server's API (`node reinstall MAC`).
     Node(crate::lifecycle::client::NodeArgs),
+    /// One-line mode (like pixiecore): every PXE machine boots this kernel and initrd, no config.
+    Boot(crate::ipxe::boot_cmd::BootArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

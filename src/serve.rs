@@ -4,7 +4,7 @@
 use crate::cli::{DhcpArg, ServeArgs};
 use crate::config::{Config, DhcpMode};
 use crate::http::{HttpLimits, HttpService, Match};
-use crate::lifecycle::{LifecycleService, Observer, Store, api::Api};
+use crate::lifecycle::{LifecycleService, NodeState, Observer, Store, api::Api};
 use crate::net::{EventLoop, iface};
 use crate::status::Status;
 use crate::tftp::driver::{TftpService, TftpSettings, blksize_for_mtu};
@@ -114,6 +114,11 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
     let status = Rc::new(Status::default());
     let store = Rc::new(open_store(c));
     let observer: Rc<dyn Observer> = store.clone();
+    // iPXE: the builds served from outside the root (a missing configured one stops us here),
+    // the inventory the scripts come from, and the lifecycle they consult.
+    let served = crate::ipxe::files::served_files(c).map_err(|e| -> BoxError { e.into() })?;
+    let inventory = Rc::new(crate::ipxe::Inventory::from_config(c).map_err(|e| -> BoxError { e.into() })?);
+    let lifecycle: Rc<dyn NodeState> = store.clone();
     let mut ev = EventLoop::new()?;
     if c.dhcp.mode != DhcpMode::Off {
         let s = crate::dhcp::driver::settings_from_config(c)
@@ -128,6 +133,11 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
         let mut svc = TftpService::new(s.clone(), Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("tftp: {e}").into() })?;
         svc.set_observer(observer.clone());
+        for f in &served {
+            if let Some(p) = &f.path {
+                svc.add_file(&f.name, p.clone());
+            }
+        }
         ev.add(Box::new(svc))?;
     }
     if c.http.enabled {
@@ -136,6 +146,25 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
             .map_err(|e| -> BoxError { format!("http: {e}").into() })?;
         svc.set_observer(observer.clone());
         svc.add_route(Match::Prefix(crate::lifecycle::api::PREFIX), Box::new(Api::new(store.clone())));
+        for f in &served {
+            svc.add_file(&f.name, f.path.as_deref(), f.top_level)
+                .map_err(|e| -> BoxError { format!("http: {}: {e}", f.name).into() })?;
+        }
+        if c.root.join("ipxe/boot.ipxe").exists() {
+            log::warn!(
+                "ipxe: {} is not served: /boot/ipxe/boot.ipxe is ferroboot's chain script",
+                c.root.join("ipxe/boot.ipxe").display()
+            );
+        }
+        crate::ipxe::route::register(Rc::clone(&inventory), Rc::clone(&lifecycle), |m, r| {
+            svc.add_route(m, r)
+        });
+        log::info!(
+            "ipxe: scripts at /boot.ipxe, /boot/ipxe/boot.ipxe, /ipxe/node; {} node(s), {} profile(s); serving {}",
+            inventory.nodes.len(),
+            inventory.profiles.len(),
+            served.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
         ev.add(Box::new(svc))?;
     }
     if !c.tftp.enabled && !c.http.enabled && c.dhcp.mode == DhcpMode::Off {

@@ -184,6 +184,8 @@ struct Shared {
     status: Rc<Status>,
     router: Router,
     root: Root,
+    /// Files served from outside the root (see [`HttpService::add_file`]).
+    extra: ExtraFiles,
     /// Scratch for the decoded path (NUL-terminated).
     path_buf: Box<[u8; fs::MAX_PATH + 1]>,
     shutting_down: bool,
@@ -192,6 +194,31 @@ struct Shared {
     timer_cap: usize,
     /// Told about every static file sent to a followed peer (the node lifecycle).
     observer: Rc<dyn Observer>,
+}
+
+/// Files served below `/boot/` from other directories: looked up by their decoded name when the
+/// root does not have it. Each directory is opened once, so serving them allocates nothing.
+#[derive(Default)]
+struct ExtraFiles {
+    dirs: Vec<(PathBuf, Root)>,
+    files: Vec<ExtraFile>,
+}
+
+struct ExtraFile {
+    /// Decoded name below `/boot/`.
+    name: Box<[u8]>,
+    /// Index into `dirs`.
+    dir: usize,
+    /// File name in that directory, NUL-terminated.
+    file: Box<[u8]>,
+}
+
+impl ExtraFiles {
+    fn open(&self, name: &[u8]) -> Option<Result<StaticFile, fs::PathError>> {
+        let f = self.files.iter().find(|f| *f.name == *name)?;
+        let file = CStr::from_bytes_with_nul(&f.file).ok()?;
+        Some(self.dirs[f.dir].1.open_file(file))
+    }
 }
 
 /// The HTTP boot server. See the module docs.
@@ -241,6 +268,7 @@ impl HttpService {
                 router: Router::with_builtin(&status),
                 status,
                 root,
+                extra: ExtraFiles::default(),
                 path_buf: Box::new([0; fs::MAX_PATH + 1]),
                 shutting_down: false,
                 boundary_seq: u64::from(now.elapsed().subsec_nanos()) ^ 0x5f3d_6b2a_91c4_e807,
@@ -272,6 +300,43 @@ impl HttpService {
     /// Who is told about static files served (the node lifecycle; nobody by default).
     pub fn set_observer(&mut self, observer: Rc<dyn Observer>) {
         self.shared.observer = observer;
+    }
+
+    /// Serves `path` (anywhere on disk) as `/boot/<name>` when the root has no `<name>`, and also
+    /// as `/<name>` when `top_level`. With `path` `None` only the top-level alias is added (the
+    /// root has the file).
+    pub fn add_file(
+        &mut self,
+        name: &str,
+        path: Option<&std::path::Path>,
+        top_level: bool,
+    ) -> io::Result<()> {
+        let name = name.trim_start_matches('/');
+        if top_level {
+            self.shared.router.add_top_level(name);
+        }
+        let Some(path) = path else { return Ok(()) };
+        // Resolve symlinks now (a kernel linked from a Nix store path), so the file is opened
+        // beneath its real directory.
+        let path =
+            &path.canonicalize().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let bad =
+            || io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a file path", path.display()));
+        let dir = path.parent().ok_or_else(bad)?;
+        let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+        let file = path.file_name().ok_or_else(bad)?;
+        let extra = &mut self.shared.extra;
+        let idx = match extra.dirs.iter().position(|(d, _)| d == dir) {
+            Some(i) => i,
+            None => {
+                extra.dirs.push((dir.to_path_buf(), Root::open(dir)?));
+                extra.dirs.len() - 1
+            }
+        };
+        let mut f = std::os::unix::ffi::OsStrExt::as_bytes(file).to_vec();
+        f.push(0);
+        extra.files.push(ExtraFile { name: name.as_bytes().into(), dir: idx, file: f.into_boxed_slice() });
+        Ok(())
     }
 
     /// Open connections.
@@ -521,7 +586,8 @@ fn observe_file(sh: &mut Shared, c: &Conn, complete: bool) {
         return;
     }
     let raw = c.inbuf.get(c.path.0..c.path.1).unwrap_or(b"");
-    let Some(rel) = raw.strip_prefix(STATIC_PREFIX) else { return };
+    // `/boot/X`, or a top-level alias (`/ipxe.efi`).
+    let rel = raw.strip_prefix(STATIC_PREFIX).or_else(|| raw.strip_prefix(b"/")).unwrap_or(raw);
     if let Ok(n) = fs::normalize(rel, &mut sh.path_buf[..]) {
         sh.observer.http_served(*peer.ip(), &sh.path_buf[..n], c.file_sent, complete);
     }
@@ -834,7 +900,12 @@ fn static_response(
         }
     };
     let opened = match CStr::from_bytes_with_nul(&sh.path_buf[..=n]) {
-        Ok(p) => sh.root.open_file(p),
+        Ok(p) => match sh.root.open_file(p) {
+            Err(fs::PathError::NotFound) => {
+                sh.extra.open(&sh.path_buf[..n]).unwrap_or(Err(fs::PathError::NotFound))
+            }
+            other => other,
+        },
         Err(_) => Err(fs::PathError::BadEncoding),
     };
     let f: StaticFile = match opened {

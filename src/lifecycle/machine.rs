@@ -292,16 +292,36 @@ impl BootFiles {
         b
     }
 
-    /// `Kernel`, `Initrd` or `None` for a served path.
+    /// `Kernel`, `Initrd` or `None` for a served path. A profile path may hold placeholders
+    /// (`nixos/{arch}/bzImage`): each matches any run of characters within one path segment.
     pub fn classify(&self, path: &[u8]) -> Option<Step> {
         let path = clean_bytes(path);
-        if self.kernels.iter().any(|k| k.as_bytes() == path) {
+        if self.kernels.iter().any(|k| template_match(k.as_bytes(), path)) {
             Some(Step::Kernel)
-        } else if self.initrds.iter().any(|k| k.as_bytes() == path) {
+        } else if self.initrds.iter().any(|k| template_match(k.as_bytes(), path)) {
             Some(Step::Initrd)
         } else {
             None
         }
+    }
+}
+
+/// Whether `path` is an instance of the path template `pat`: `{name}` matches any bytes but `/`,
+/// `{{` and `}}` are a literal brace, everything else matches itself. No allocation.
+pub fn template_match(pat: &[u8], path: &[u8]) -> bool {
+    match pat {
+        [] => path.is_empty(),
+        [b'{', b'{', rest @ ..] => path.first() == Some(&b'{') && template_match(rest, &path[1..]),
+        [b'}', b'}', rest @ ..] => path.first() == Some(&b'}') && template_match(rest, &path[1..]),
+        [b'{', rest @ ..] => {
+            let Some(close) = rest.iter().position(|&b| b == b'}') else {
+                return path.first() == Some(&b'{') && template_match(rest, &path[1..]);
+            };
+            let after = &rest[close + 1..];
+            let seg = path.iter().position(|&b| b == b'/').unwrap_or(path.len());
+            (0..=seg).any(|n| template_match(after, &path[n..]))
+        }
+        [c, rest @ ..] => path.first() == Some(c) && template_match(rest, &path[1..]),
     }
 }
 

@@ -57,16 +57,15 @@ pub fn start(root: &Path, limits: HttpLimits) -> Server {
 }
 
 pub fn start_with(root: &Path, limits: HttpLimits, prepare: fn(&Status)) -> Server {
-    start_configured(root, limits, prepare, |_| {})
+    start_setup(root, limits, prepare, |_| {})
 }
 
-/// [`start_with`], and `configure` sees the service before it runs (routes, observers: built on
-/// the loop's thread, so they need not be `Send`).
-pub fn start_configured(
+/// [`start_with`], plus `setup` on the service before it runs (extra files, routes).
+pub fn start_setup(
     root: &Path,
     limits: HttpLimits,
     prepare: fn(&Status),
-    configure: fn(&mut HttpService),
+    setup: impl FnOnce(&mut HttpService) + Send + 'static,
 ) -> Server {
     let root = root.to_path_buf();
     let stop = Arc::new(AtomicBool::new(false));
@@ -76,7 +75,7 @@ pub fn start_configured(
         let status = Rc::new(Status::default());
         prepare(&status);
         let mut svc = HttpService::new("127.0.0.1:0".parse().unwrap(), root, limits, status).expect("bind");
-        configure(&mut svc);
+        setup(&mut svc);
         let mut ev = EventLoop::new().unwrap();
         tx.send(svc.local_addr()).unwrap();
         ev.add(Box::new(svc)).unwrap();

@@ -270,3 +270,26 @@ fn truncation_keeps_characters_whole() {
     assert_eq!(truncate("aé", 2), "a");
     assert_eq!(truncate("aé", 3), "aé");
 }
+
+#[test]
+fn profile_paths_with_placeholders_match_their_instances() {
+    for (pat, path, ok) in [
+        ("nixos/{arch}/bzImage", "nixos/x86_64/bzImage", true),
+        ("nixos/{arch}/bzImage", "nixos/arm64/bzImage", true),
+        ("nixos/{arch}/bzImage", "nixos/a/b/bzImage", false),
+        ("nixos/{arch}/bzImage", "nixos//bzImage", true),
+        ("img/{profile}-{platform}.efi", "img/worker-efi.efi", true),
+        ("img/{profile}-{platform}.efi", "img/worker.efi", false),
+        ("lit/{{x}}", "lit/{x}", true),
+        ("lit/{{x}}", "lit/x", false),
+        ("plain", "plain", true),
+        ("plain", "plainer", false),
+        ("open{", "open{", true),
+    ] {
+        assert_eq!(template_match(pat.as_bytes(), path.as_bytes()), ok, "{pat} ~ {path}");
+    }
+    let b = BootFiles::new([("nixos/{arch}/bzImage", &["nixos/{arch}/initrd".to_string()][..])]);
+    assert_eq!(b.classify(b"nixos/arm64/bzImage"), Some(Step::Kernel));
+    assert_eq!(b.classify(b"nixos/i386/initrd"), Some(Step::Initrd));
+    assert_eq!(b.classify(b"nixos/i386/other"), None);
+}
