@@ -348,3 +348,181 @@ fn kill_9_in_the_middle_of_an_install_keeps_the_timeline() {
     assert_eq!(code, 0);
     assert!(table.lines().nth(1).unwrap().contains("installed"), "{table}");
 }
+
+mod dhcp_common;
+
+/// The issue's whole boot, every step by a real client inside a client namespace joined to the
+/// server's by a veth pair: the PXE ROM's DHCP (udhcpc with a `PXEClient` vendor class) is
+/// answered with `undionly.kpxe`, which tftp-hpa fetches (Debian's real iPXE build); iPXE's DHCP
+/// (udhcpc with user class `iPXE`) gets the script URL; curl fetches the chain script and the
+/// per-machine script with the query iPXE sends, then exactly the kernel and initrd URLs that
+/// script names; the installer calls back with busybox wget (GET) and curl (POST); the next
+/// boot's script says `exit`. The timeline is read back through the API and `ferroboot status`.
+#[test]
+fn whole_boot_from_dhcp_to_the_local_disk() {
+    use dhcp_common::Lab as NetLab;
+    if !common::require_root()
+        || !require("udhcpc", "udhcpc")
+        || !require("tftp", "tftp-hpa")
+        || !require("curl", "curl")
+        || !require("busybox", "busybox")
+    {
+        return;
+    }
+    let ipxe_build = Path::new("/usr/lib/ipxe/undionly.kpxe");
+    assert!(ipxe_build.exists(), "{} missing (apt-get install ipxe)", ipxe_build.display());
+    let net = NetLab::new("fblife", 97);
+    let mac = "02:11:fe:00:00:01";
+    net.cli.exec_ok(&["ip", "link", "set", &net.cli_if(), "address", mac]);
+    let scratch = Scratch::new();
+    let root = scratch.root();
+    std::fs::create_dir_all(root.join("nixos/control-plane")).unwrap();
+    common::random_file(&root.join("nixos/control-plane/bzImage"), 5 << 20, 11);
+    common::random_file(&root.join("nixos/control-plane/initrd"), 20 << 20, 12);
+    let cfg = scratch.path("ferroboot.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"interface = "{iface}"
+server_address = "10.97.0.1"
+root = "{root}"
+state_dir = "{state}"
+[dhcp]
+mode = "server"
+subnet = "10.97.0.0"
+netmask = "255.255.255.0"
+range = {{ start = "10.97.0.100", end = "10.97.0.120" }}
+router = "10.97.0.1"
+lease_time = 600
+[nodes."{mac}"]
+profile = "control-plane"
+hostname = "node01"
+ip_address = "10.97.0.50"
+[profiles.control-plane]
+kernel = "nixos/control-plane/bzImage"
+initrd = "nixos/control-plane/initrd"
+cmdline = "console=ttyS0 hostname={{hostname}}"
+"#,
+            iface = net.srv_if(),
+            root = root.display(),
+            state = scratch.state().display(),
+        ),
+    )
+    .unwrap();
+    let mut srv = dhcp_common::start(&cfg, &net.srv.name);
+    srv.wait_for("http: serving", std::time::Duration::from_secs(10));
+    let hook = scratch.path("hook.sh");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncase \"$1\" in bound|renew) ip addr flush dev \"$interface\"; ip addr add \"$ip/24\" dev \"$interface\"; echo \"$ip $boot_file\" >> \"$0.log\";; esac\nexit 0\n",
+    )
+    .unwrap();
+    run("chmod", &["+x", hook.to_str().unwrap()]);
+    let cli = |args: &[&str]| -> String {
+        let (ok, out) = net.cli.exec(args);
+        assert!(ok, "{args:?}: {out}");
+        out
+    };
+    let udhcpc = |extra: &[&str]| {
+        let mut a = vec!["timeout", "20", "udhcpc", "-f", "-q", "-n", "-i"];
+        let cif = net.cli_if();
+        a.push(&cif);
+        a.extend_from_slice(&["-s", hook.to_str().unwrap(), "-O", "bootfile"]);
+        a.extend_from_slice(extra);
+        cli(&a);
+    };
+    let api =
+        |path: &str| -> Value { json(&cli(&["curl", "-s", "-S", &format!("http://10.97.0.1:8080{path}")])) };
+    let node = |s: &str| format!("/api/v1/nodes/{mac}{s}");
+
+    // 1. The PXE ROM: DHCP with a PXEClient vendor class gets the BIOS iPXE build.
+    udhcpc(&["-V", "PXEClient:Arch:00000:UNDI:002001"]);
+    let leases = std::fs::read_to_string(format!("{}.log", hook.display())).unwrap();
+    assert_eq!(leases.lines().last(), Some("10.97.0.50 undionly.kpxe"), "{leases}");
+    // 2. TFTP of the iPXE binary (tftp-hpa, from the leased address).
+    let kpxe = scratch.path("undionly.kpxe");
+    cli(&["tftp", "10.97.0.1", "-m", "binary", "-c", "get", "undionly.kpxe", kpxe.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&kpxe).unwrap(), std::fs::read(ipxe_build).unwrap());
+    // 3. iPXE's own DHCP (user class iPXE) gets the script URL.
+    udhcpc(&["-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x4d:69505845"]);
+    let leases = std::fs::read_to_string(format!("{}.log", hook.display())).unwrap();
+    assert_eq!(leases.lines().last(), Some("10.97.0.50 http://10.97.0.1:8080/boot.ipxe"), "{leases}");
+    // 4. The chain script, then the per-machine script with iPXE's query.
+    let chain = cli(&["curl", "-s", "-S", "-A", "iPXE/1.21.1", "http://10.97.0.1:8080/boot.ipxe"]);
+    assert!(chain.starts_with("#!ipxe") && chain.contains("/ipxe/node?"), "{chain}");
+    let q = "/ipxe/node?mac=02-11-fe-00-00-01&uuid=&buildarch=i386&platform=pcbios&hostname=node01";
+    let script = cli(&["curl", "-s", "-S", "-A", "iPXE/1.21.1", &format!("http://10.97.0.1:8080{q}")]);
+    assert!(script.contains("hostname=node01"), "{script}");
+    let url_after = |word: &str| -> String {
+        let line = script
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(word))
+            .unwrap_or_else(|| panic!("no {word} in {script}"));
+        line.split_whitespace().find(|t| t.starts_with("http://")).unwrap().to_string()
+    };
+    let (kernel, initrd) = (url_after("kernel"), url_after("initrd"));
+    assert_eq!(kernel, "http://10.97.0.1:8080/boot/nixos/control-plane/bzImage");
+    // 5. Kernel and initrd, as the script names them.
+    let out = scratch.path("dl");
+    for u in [&kernel, &initrd] {
+        cli(&["curl", "-s", "-S", "-f", "-A", "iPXE/1.21.1", "-o", out.to_str().unwrap(), u]);
+    }
+    assert_eq!(api(&node(""))["state"], "initrd");
+    // 6. The installer calls back.
+    let cb = format!("http://10.97.0.1:8080/api/v1/nodes/{mac}/events");
+    let booted = cli(&["busybox", "wget", "-q", "-O-", &format!("{cb}?event=booted&detail=installer+up")]);
+    assert_eq!(json(&booted)["state"], "booted");
+    for e in ["installing", "installed"] {
+        let r = cli(&["curl", "-s", "-S", "-f", "-d", &format!(r#"{{"event":"{e}"}}"#), &cb]);
+        assert_eq!(json(&r)["state"], e);
+    }
+    // 7. The next boot: DHCP again (no change), and the script now says exit.
+    udhcpc(&["-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x4d:69505845"]);
+    let again = cli(&["curl", "-s", "-S", "-A", "iPXE/1.21.1", &format!("http://10.97.0.1:8080{q}")]);
+    assert!(again.lines().any(|l| l.trim() == "exit"), "{again}");
+    assert!(!again.contains("kernel "), "{again}");
+
+    // The timeline, through the API.
+    let n = api(&node(""));
+    assert_eq!(
+        states(&n),
+        [
+            "discovered",
+            "dhcp",
+            "dhcp",
+            "ipxe",
+            "kernel",
+            "initrd",
+            "booted",
+            "installing",
+            "installed",
+            "local"
+        ]
+    );
+    assert_eq!(n["state"], "local");
+    assert_eq!(n["ip_address"], "10.97.0.50");
+    let kpxe_len = std::fs::metadata(ipxe_build).unwrap().len();
+    assert_eq!(n["bytes_served"], kpxe_len + (5 << 20) + (20 << 20), "TFTP + HTTP bytes: {n}");
+    let h = n["history"].as_array().unwrap();
+    assert_eq!(h[1]["detail"], "iPXE binary over TFTP undionly.kpxe, arch 0 (x86 BIOS)");
+    assert_eq!(h[2]["detail"], "iPXE script http://10.97.0.1:8080/boot.ipxe, arch 0 (x86 BIOS)");
+    assert_eq!(h[3]["detail"], "boot script served to 10.97.0.50");
+    assert_eq!(h[3]["bytes_served"], kpxe_len, "the iPXE binary came before the script");
+    assert_eq!(h[4]["detail"], format!("nixos/control-plane/bzImage, {} bytes over HTTP", 5 << 20));
+    assert_eq!(h[6]["detail"], "installer up");
+    assert_eq!(h[9]["detail"], "exit script served to 10.97.0.50: boots from its disk");
+    let at: Vec<u64> = h.iter().map(|e| e["at_ms"].as_u64().unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] <= w[1]), "timestamps in order: {at:?}");
+    // And through `ferroboot status`, run on the client side.
+    let bin = env!("CARGO_BIN_EXE_ferroboot");
+    let table = cli(&[bin, "status", "--server", "http://10.97.0.1:8080"]);
+    let row = table.lines().find(|l| l.starts_with(mac)).unwrap_or_else(|| panic!("{table}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[..4], [mac, "node01", "control-plane", "local"], "{table}");
+    assert_eq!(cols[5], "exit", "{table}");
+    let j = json(&cli(&[bin, "status", "--json", "--server", "http://10.97.0.1:8080"]));
+    assert_eq!(j["nodes"][0]["history"], n["history"]);
+    srv.wait_for("lifecycle: 02:11:fe:00:00:01 exit -> local", std::time::Duration::from_secs(5));
+    srv.stop();
+}
