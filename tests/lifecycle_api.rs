@@ -290,6 +290,19 @@ fn events_status_and_reinstall_with_real_clients() {
         assert_eq!(all.matches("\"last_event\":\"installing\"").count(), 2, "{all}");
         assert!(all.contains("Connection: keep-alive"), "{all}");
     }
+    // `Expect: 100-continue`: the interim answer comes at once (curl would wait 5 s for it).
+    let t0 = std::time::Instant::now();
+    let (status, body) = curl(&[
+        "-H",
+        "Expect: 100-continue",
+        "--expect100-timeout",
+        "5",
+        "-d",
+        r#"{"event":"failed","detail":"expect"}"#,
+        &lab.url(&format!("/api/v1/nodes/{NODE02}/events")),
+    ]);
+    assert_eq!((status, json(&body)["state"].as_str()), (200, Some("failed")));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(3), "100 Continue not sent: {:?}", t0.elapsed());
     // POST then GET in one curl run.
     let (status, body) = curl(&[
         "-d",
