@@ -4,7 +4,7 @@
 use crate::cli::{DhcpArg, ServeArgs};
 use crate::config::{Config, DhcpMode};
 use crate::http::{HttpLimits, HttpService, Match};
-use crate::lifecycle::{LifecycleService, NodeState, Observer, Store, api::Api};
+use crate::lifecycle::{LifecycleService, NoLifecycle, NodeState, Observer, Store, api::Api};
 use crate::net::{EventLoop, iface};
 use crate::status::Status;
 use crate::tftp::driver::{TftpService, TftpSettings, blksize_for_mtu};
@@ -101,8 +101,18 @@ pub fn open_store(c: &Config) -> Store {
     }
 }
 
-/// Runs the services until a stop signal.
+/// Runs the services, with the node lifecycle, until a stop signal.
 pub fn run(c: &Config) -> Result<(), BoxError> {
+    run_services(c, true)
+}
+
+/// [`run`] without the node lifecycle (`ferroboot boot`: every machine boots the same images
+/// every time; no journal, no `/api/v1/`).
+pub fn run_without_lifecycle(c: &Config) -> Result<(), BoxError> {
+    run_services(c, false)
+}
+
+fn run_services(c: &Config, keep_lifecycle: bool) -> Result<(), BoxError> {
     if let Some(i) = &c.interface {
         if iface::by_name(i).is_none() {
             return Err(format!("interface {i:?} does not exist").into());
@@ -112,13 +122,19 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
         log::warn!("state dir {}: {e}", c.state_dir.display());
     }
     let status = Rc::new(Status::default());
-    let store = Rc::new(open_store(c));
-    let observer: Rc<dyn Observer> = store.clone();
+    let store = keep_lifecycle.then(|| Rc::new(open_store(c)));
+    let observer: Rc<dyn Observer> = match &store {
+        Some(s) => s.clone(),
+        None => Rc::new(NoLifecycle),
+    };
     // iPXE: the builds served from outside the root (a missing configured one stops us here),
     // the inventory the scripts come from, and the lifecycle they consult.
     let served = crate::ipxe::files::served_files(c).map_err(|e| -> BoxError { e.into() })?;
     let inventory = Rc::new(crate::ipxe::Inventory::from_config(c).map_err(|e| -> BoxError { e.into() })?);
-    let lifecycle: Rc<dyn NodeState> = store.clone();
+    let lifecycle: Rc<dyn NodeState> = match &store {
+        Some(s) => s.clone(),
+        None => Rc::new(NoLifecycle),
+    };
     let mut ev = EventLoop::new()?;
     if c.dhcp.mode != DhcpMode::Off {
         let s = crate::dhcp::driver::settings_from_config(c)
@@ -145,7 +161,9 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
         let mut svc = HttpService::new(addr, c.root.clone(), http_limits(c), Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("http: {e}").into() })?;
         svc.set_observer(observer.clone());
-        svc.add_route(Match::Prefix(crate::lifecycle::api::PREFIX), Box::new(Api::new(store.clone())));
+        if let Some(store) = &store {
+            svc.add_route(Match::Prefix(crate::lifecycle::api::PREFIX), Box::new(Api::new(store.clone())));
+        }
         for f in &served {
             svc.add_file(&f.name, f.path.as_deref(), f.top_level)
                 .map_err(|e| -> BoxError { format!("http: {}: {e}", f.name).into() })?;
@@ -170,7 +188,9 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
     if !c.tftp.enabled && !c.http.enabled && c.dhcp.mode == DhcpMode::Off {
         return Err("no service is enabled".into());
     }
-    ev.add(Box::new(LifecycleService(store)))?;
+    if let Some(store) = store {
+        ev.add(Box::new(LifecycleService(store)))?;
+    }
     ev.run(true, || false)?;
     Ok(())
 }
