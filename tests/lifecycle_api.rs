@@ -158,6 +158,20 @@ fn events_status_and_reinstall_with_real_clients() {
     let (_, body) = curl(&[&lab.url(&format!("/api/v1/nodes/{NODE02}"))]);
     assert_eq!(json(&body)["state"], "discovered");
     assert_eq!(json(&body)["bytes_served"], 0);
+    // A URL naming the machine (`?mac=`, as the iPXE scripts write them) is attributed to it,
+    // whatever address it comes from (here node01's), and teaches its address.
+    fetch_as("127.0.0.2", &lab.url("/boot/nixos/control-plane/bzImage?mac=52-54-00-12-34-57"), &out);
+    let (_, body) = curl(&[&lab.url(&format!("/api/v1/nodes/{NODE02}"))]);
+    let n2 = json(&body);
+    assert_eq!((n2["state"].as_str(), n2["bytes_served"].as_u64()), (Some("kernel"), Some(3 << 20)));
+    assert_eq!(n2["ip_address"], "127.0.0.2");
+    let (_, body) = curl(&[&lab.url("/api/v1/nodes/52-54-00-12-34-56")]);
+    assert_eq!(json(&body)["bytes_served"], 70_000 + (3 << 20) + (9 << 20), "not node01's");
+    let (status, _) =
+        curl(&["-s", "-o", "/dev/null", &lab.url("/boot/nixos/control-plane/bzImage?mac=02:00:00:00:00:42")]);
+    assert_eq!(status, 200, "an unknown MAC in the URL changes nothing");
+    let (_, body) = curl(&[&lab.url("/api/v1/nodes/02:00:00:00:00:42")]);
+    assert!(json(&body)["error"].is_string());
 
     // The installer's callback with busybox wget (GET variant), the rest with curl.
     let (code, out, err) = run(
@@ -203,7 +217,7 @@ fn events_status_and_reinstall_with_real_clients() {
     assert_eq!(&row[..5], [NODE01, "node01", "control-plane", "installed", row[4]], "{table}");
     assert!(row[4].ends_with('s'), "time in state: {table}");
     assert_eq!(row[5], "installed", "{table}");
-    assert!(lines[2].starts_with(NODE02) && lines[2].contains("discovered"), "{table}");
+    assert!(lines[2].starts_with(NODE02) && lines[2].contains("kernel"), "{table}");
     let (code, out, _) = ferroboot(&["status", "--json", "--server", &lab.server()]);
     assert_eq!(code, 0);
     let v = json(&out);
@@ -475,7 +489,7 @@ cmdline = "console=ttyS0 hostname={{hostname}}"
         line.split_whitespace().find(|t| t.starts_with("http://")).unwrap().to_string()
     };
     let (kernel, initrd) = (url_after("kernel"), url_after("initrd"));
-    assert_eq!(kernel, "http://10.97.0.1:8080/boot/nixos/control-plane/bzImage");
+    assert_eq!(kernel, "http://10.97.0.1:8080/boot/nixos/control-plane/bzImage?mac=02-11-fe-00-00-01");
     // 5. Kernel and initrd, as the script names them.
     let out = scratch.path("dl");
     for u in [&kernel, &initrd] {

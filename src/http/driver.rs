@@ -128,6 +128,8 @@ struct Conn {
     started: Instant,
     method: Method,
     path: (usize, usize),
+    /// Offsets of the query in `inbuf` (a static file's `?mac=` names the machine).
+    query: (usize, usize),
     /// Bytes of `inbuf` the request occupies (head, and its body when it came along).
     head_len: usize,
     status: u16,
@@ -170,6 +172,7 @@ impl Conn {
             started: now,
             method: Method::Get,
             path: (0, 0),
+            query: (0, 0),
             head_len: 0,
             status: 0,
             sent: 0,
@@ -578,18 +581,24 @@ fn drive_conn(sh: &mut Shared, c: &mut Conn, slot: usize, now: Instant) -> Outco
     }
 }
 
-/// Tells the observer about the static file of the response in flight, if it follows the peer.
+/// Tells the observer about the static file of the response in flight, when the query names a
+/// machine (`?mac=`, what the iPXE scripts put on image URLs) or the observer follows the peer.
 /// Allocation-free: the path is decoded into the shared scratch buffer.
 fn observe_file(sh: &mut Shared, c: &Conn, complete: bool) {
     let SocketAddr::V4(peer) = c.peer else { return };
-    if !sh.observer.follows(*peer.ip()) {
+    let query = c.inbuf.get(c.query.0..c.query.1).unwrap_or(b"");
+    let mac = query
+        .split(|&b| b == b'&')
+        .find_map(|kv| kv.strip_prefix(b"mac="))
+        .and_then(crate::lifecycle::parse_mac_query);
+    if mac.is_none() && !sh.observer.follows(*peer.ip()) {
         return;
     }
     let raw = c.inbuf.get(c.path.0..c.path.1).unwrap_or(b"");
     // `/boot/X`, or a top-level alias (`/ipxe.efi`).
     let rel = raw.strip_prefix(STATIC_PREFIX).or_else(|| raw.strip_prefix(b"/")).unwrap_or(raw);
     if let Ok(n) = fs::normalize(rel, &mut sh.path_buf[..]) {
-        sh.observer.http_served(*peer.ip(), &sh.path_buf[..n], c.file_sent, complete);
+        sh.observer.http_served(*peer.ip(), mac, &sh.path_buf[..n], c.file_sent, complete);
     }
 }
 
@@ -819,6 +828,7 @@ fn start_response(sh: &mut Shared, c: &mut Conn, inbuf: &[u8], req: &Request<'_>
     let keep_alive = req.keep_alive && !sh.shutting_down;
     let (path, query) = split_target(req.target);
     c.path = offsets(inbuf, path);
+    c.query = offsets(inbuf, query);
     let head_only = req.method == Method::Head;
     if req.method == Method::Other {
         Counters::inc(&counters.refused);

@@ -531,19 +531,18 @@ impl Nodes {
         if moved > 0 { Applied::Moved(moved) } else { Applied::Stayed }
     }
 
-    /// A file transfer to `peer` (HTTP or TFTP): its bytes count for the node the address is
-    /// attributed to, and a profile's kernel or initrd, once complete, is that step. `via` is
-    /// `tftp` or `http`. Allocation-free unless the node moves.
+    /// A file transfer (HTTP or TFTP) to node `mac`: its bytes count, and a profile's kernel or
+    /// initrd, once complete, is that step. `via` is `tftp` or `http`. Allocation-free unless the
+    /// node moves.
     pub fn file_served(
         &mut self,
-        peer: Ipv4Addr,
+        mac: [u8; 6],
         path: &[u8],
         bytes: u64,
         complete: bool,
         via: &'static str,
         now_ms: u64,
     ) -> Applied {
-        let Some(mac) = self.by_ip.get(&peer).copied() else { return Applied::Unknown };
         let step = if complete { self.files.classify(path) } else { None };
         let Some(node) = self.nodes.get_mut(&mac) else { return Applied::Unknown };
         node.bytes_served = node.bytes_served.saturating_add(bytes);

@@ -121,8 +121,16 @@ pub trait Observer {
     /// file went out.
     fn tftp_served(&self, _peer: Ipv4Addr, _file: &[u8], _bytes: u64, _complete: bool) {}
     /// HTTP sent `bytes` of the static `file` (relative to the root, percent-decoded) to `peer`;
-    /// `complete` when the response finished.
-    fn http_served(&self, _peer: Ipv4Addr, _file: &[u8], _bytes: u64, _complete: bool) {}
+    /// `mac` when the URL named the machine (`?mac=`); `complete` when the response finished.
+    fn http_served(
+        &self,
+        _peer: Ipv4Addr,
+        _mac: Option<[u8; 6]>,
+        _file: &[u8],
+        _bytes: u64,
+        _complete: bool,
+    ) {
+    }
 }
 
 /// The stand-in when no lifecycle is kept (`ferroboot boot`, unit tests): every machine installs,
@@ -158,6 +166,19 @@ pub fn parse_mac_path(s: &[u8]) -> Option<[u8; 6]> {
         i += 2;
     }
     (i == s.len()).then_some(mac)
+}
+
+/// A MAC in a query value: what [`parse_mac_path`] takes, or 12 bare hex digits
+/// (`525400123456`).
+pub fn parse_mac_query(s: &[u8]) -> Option<[u8; 6]> {
+    if s.len() == 12 {
+        let mut mac = [0u8; 6];
+        for (i, b) in mac.iter_mut().enumerate() {
+            *b = hex(s[2 * i])? << 4 | hex(s[2 * i + 1])?;
+        }
+        return Some(mac);
+    }
+    parse_mac_path(s)
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -213,5 +234,9 @@ mod tests {
         ] {
             assert_eq!(parse_mac_path(bad.as_bytes()), None, "{bad}");
         }
+        assert_eq!(parse_mac_query(b"5254001234aB"), m);
+        assert_eq!(parse_mac_query(b"52-54-00-12-34-ab"), m);
+        assert_eq!(parse_mac_query(b"5254001234a"), None);
+        assert_eq!(parse_mac_query(b"5254001234ag"), None);
     }
 }

@@ -319,12 +319,29 @@ impl Store {
         self.pending_since.get()
     }
 
-    fn file_served(&self, peer: Ipv4Addr, file: &[u8], bytes: u64, complete: bool, via: &'static str) {
+    fn file_served(
+        &self,
+        peer: Ipv4Addr,
+        named: Option<[u8; 6]>,
+        file: &[u8],
+        bytes: u64,
+        complete: bool,
+        via: &'static str,
+    ) {
         let now = (self.clock)();
         let (mac, applied) = {
             let mut g = self.inner.borrow_mut();
-            let mac = g.nodes.mac_of(peer);
-            let applied = g.nodes.file_served(peer, file, bytes, complete, via, now);
+            // The machine the URL names, when we have it (and then its address is the peer's),
+            // else the one the peer's address is attributed to.
+            let named = named.filter(|m| g.nodes.get(m).is_some());
+            if let Some(m) = named {
+                g.nodes.learn_ip(m, peer);
+            }
+            let mac = named.or_else(|| g.nodes.mac_of(peer));
+            let applied = match mac {
+                Some(m) => g.nodes.file_served(m, file, bytes, complete, via, now),
+                None => Applied::Unknown,
+            };
             if mac.is_some() {
                 g.dirty = true;
             }
@@ -364,11 +381,11 @@ impl Observer for Store {
     }
 
     fn tftp_served(&self, peer: Ipv4Addr, file: &[u8], bytes: u64, complete: bool) {
-        self.file_served(peer, file, bytes, complete, "tftp");
+        self.file_served(peer, None, file, bytes, complete, "tftp");
     }
 
-    fn http_served(&self, peer: Ipv4Addr, file: &[u8], bytes: u64, complete: bool) {
-        self.file_served(peer, file, bytes, complete, "http");
+    fn http_served(&self, peer: Ipv4Addr, mac: Option<[u8; 6]>, file: &[u8], bytes: u64, complete: bool) {
+        self.file_served(peer, mac, file, bytes, complete, "http");
     }
 }
 

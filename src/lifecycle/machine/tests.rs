@@ -102,14 +102,14 @@ fn a_whole_install_and_the_next_boot_from_disk() {
     assert_eq!(n.apply(MAC, rom, 2001), Applied::Stayed, "the same decision again");
     let ipxe = Input::Dhcp { what: "iPXE script", arch: Some(7), file: "http://10.0.100.10:8080/boot.ipxe" };
     assert_eq!(n.apply(MAC, ipxe, 2100), Applied::Moved(1), "a new decision is its own entry");
-    assert_eq!(n.file_served(IP, b"ipxe.efi", 1_000_000, true, "tftp", 2050), Applied::Stayed);
+    assert_eq!(n.file_served(MAC, b"ipxe.efi", 1_000_000, true, "tftp", 2050), Applied::Stayed);
     assert_eq!(n.apply(MAC, Input::Script { local: false, peer: IP }, 2200), Applied::Moved(1));
     assert_eq!(
-        n.file_served(IP, b"nixos/control-plane/bzImage", 10_000_000, true, "http", 2300),
+        n.file_served(MAC, b"nixos/control-plane/bzImage", 10_000_000, true, "http", 2300),
         Applied::Moved(1)
     );
     assert_eq!(
-        n.file_served(IP, b"nixos/control-plane/initrd", 500_000_000, true, "http", 2400),
+        n.file_served(MAC, b"nixos/control-plane/initrd", 500_000_000, true, "http", 2400),
         Applied::Moved(1)
     );
     assert_eq!(n.apply(MAC, ev(Step::Booted, "installer up"), 2500), Applied::Moved(1));
@@ -181,25 +181,25 @@ fn observations_in_the_wrong_state_count_bytes_but_do_not_move() {
     let mut n = inventory();
     n.apply(MAC, ev(Step::Booted, ""), 10);
     assert_eq!(
-        n.file_served(IP, b"nixos/control-plane/bzImage", 5, true, "http", 11),
+        n.file_served(MAC, b"nixos/control-plane/bzImage", 5, true, "http", 11),
         Applied::Illegal { from: State::Booted, step: Step::Kernel }
     );
     // An incomplete download is bytes only, also where it would be a transition.
     let mut m = inventory();
-    assert_eq!(m.file_served(IP, b"nixos/control-plane/bzImage", 5, false, "http", 11), Applied::Stayed);
+    assert_eq!(m.file_served(MAC, b"nixos/control-plane/bzImage", 5, false, "http", 11), Applied::Stayed);
     assert_eq!(m.get(&MAC).unwrap().state, State::Discovered);
     assert_eq!(n.get(&MAC).unwrap().bytes_served, 5);
     assert_eq!(n.get(&MAC).unwrap().last_event, "kernel");
-    assert_eq!(n.file_served(IP, b"other/file", 7, true, "http", 12), Applied::Stayed);
+    assert_eq!(n.file_served(MAC, b"other/file", 7, true, "http", 12), Applied::Stayed);
     assert_eq!(n.get(&MAC).unwrap().last_event, "http");
-    assert_eq!(n.file_served(Ipv4Addr::new(10, 9, 9, 9), b"x", 7, true, "http", 12), Applied::Unknown);
+    assert_eq!(n.file_served([9; 6], b"x", 7, true, "http", 12), Applied::Unknown);
     // Any profile's files count, spelled with or without a leading slash.
     let mut w = inventory();
-    assert_eq!(w.file_served(IP, b"nixos/worker/bzImage", 1, true, "http", 1), Applied::Moved(1));
-    assert_eq!(w.file_served(IP, b"/nixos/worker/extra", 1, true, "http", 2), Applied::Moved(1));
+    assert_eq!(w.file_served(MAC, b"nixos/worker/bzImage", 1, true, "http", 1), Applied::Moved(1));
+    assert_eq!(w.file_served(MAC, b"/nixos/worker/extra", 1, true, "http", 2), Applied::Moved(1));
     assert_eq!(w.get(&MAC).unwrap().state, State::Initrd);
     assert_eq!(
-        w.file_served(IP, b"nixos/worker/initrd", 1, true, "http", 3),
+        w.file_served(MAC, b"nixos/worker/initrd", 1, true, "http", 3),
         Applied::Stayed,
         "second initrd"
     );

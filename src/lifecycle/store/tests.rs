@@ -38,8 +38,8 @@ fn boot_until_installing(s: &Store) {
     s.dhcp_boot(MAC, "iPXE binary over TFTP", Some(0), "undionly.kpxe", Some(IP));
     s.tftp_served(IP, b"undionly.kpxe", 70_000, true);
     s.script_served(MAC, IP, false);
-    s.http_served(IP, b"nixos/control-plane/bzImage", 10_000_000, true);
-    s.http_served(IP, b"nixos/control-plane/initrd", 400_000_000, true);
+    s.http_served(IP, None, b"nixos/control-plane/bzImage", 10_000_000, true);
+    s.http_served(IP, None, b"nixos/control-plane/initrd", 400_000_000, true);
     s.sync_observed();
     s.event(MAC, Step::Booted, "installer up").unwrap();
     s.event(MAC, Step::Installing, "nixos-anywhere").unwrap();
@@ -192,13 +192,13 @@ fn repeated_observations_do_not_allocate() {
         || 5,
     );
     s.script_served(MAC, IP, false);
-    s.http_served(IP, b"k", 1, true);
+    s.http_served(IP, None, b"k", 1, true);
     s.event(MAC, Step::Booted, "").unwrap();
     let booted = crate::test_alloc::count(|| {
         for _ in 0..100 {
             s.ip_seen(MAC, IP);
-            s.http_served(IP, b"k", 1, true); // a kernel while booted: bytes only
-            s.http_served(IP, b"other", 1, false);
+            s.http_served(IP, None, b"k", 1, true); // a kernel while booted: bytes only
+            s.http_served(IP, None, b"other", 1, false);
             s.tftp_served(IP, b"undionly.kpxe", 1, true);
             let _ = s.boots_local(MAC);
             let _ = s.follows(IP);
@@ -211,7 +211,7 @@ fn repeated_observations_do_not_allocate() {
     let dhcp = crate::test_alloc::count(|| {
         for _ in 0..100 {
             s.dhcp_boot(MAC, "iPXE script", Some(7), "http://x/boot.ipxe", Some(IP));
-            s.http_served(IP, b"other", 1, true);
+            s.http_served(IP, None, b"other", 1, true);
             s.sync_observed();
         }
     });
