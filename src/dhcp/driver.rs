@@ -658,6 +658,123 @@ impl Service for DhcpService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dhcp::pxe::{DecisionKind, Family};
+    use crate::dhcp::server::{BootNote, Outcome, ReplyPlan};
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct Seen(RefCell<Vec<String>>);
+
+    impl Observer for Seen {
+        fn dhcp_boot(
+            &self,
+            mac: [u8; 6],
+            what: &'static str,
+            arch: Option<u16>,
+            file: &str,
+            ip: Option<Ipv4Addr>,
+        ) {
+            self.0.borrow_mut().push(format!("boot {} {what} {arch:?} {file} {ip:?}", Mac(&mac)));
+        }
+        fn ip_seen(&self, mac: [u8; 6], ip: Ipv4Addr) {
+            self.0.borrow_mut().push(format!("ip {} {ip}", Mac(&mac)));
+        }
+    }
+
+    fn packet(ciaddr: [u8; 4], giaddr: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0u8; 300];
+        p[..3].copy_from_slice(&[1, 1, 6]);
+        p[12..16].copy_from_slice(&ciaddr);
+        p[24..28].copy_from_slice(&giaddr);
+        p[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 7]);
+        p
+    }
+
+    fn outcome(event: Event, mt: MessageType, yiaddr: [u8; 4], kind: Option<DecisionKind>) -> Outcome {
+        Outcome {
+            event,
+            reply: Some(ReplyPlan {
+                len: 300,
+                message_type: mt,
+                delivery: Delivery::Broadcast,
+                yiaddr: yiaddr.into(),
+                server_id: Ipv4Addr::new(10, 0, 0, 1),
+            }),
+            journal: None,
+            reason: "",
+            boot: kind.map(|kind| BootNote { kind, reason: "", arch: Some(7), family: Some(Family::EfiX64) }),
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_sees_taken_boot_decisions_and_client_addresses() {
+        let policy = PolicyConfig::new(Mode::Server, Ipv4Addr::new(10, 0, 0, 1), 8080);
+        let arrival = |src: [u8; 4], port| Arrival {
+            ifindex: 1,
+            local_addr: Ipv4Addr::new(10, 0, 0, 1),
+            subnet: None,
+            port,
+            src: SocketAddrV4::new(src.into(), 68),
+        };
+        let seen = Seen::default();
+        let tftp = Some(DecisionKind::TftpBinary);
+        // An OFFER is not taken yet; the ACK is, with its yiaddr.
+        observe(
+            &seen,
+            &policy,
+            &packet([0; 4], [0; 4]),
+            &outcome(Event::Offered, MessageType::Offer, [10, 0, 0, 50], tftp),
+            &arrival([0; 4], 67),
+        );
+        observe(
+            &seen,
+            &policy,
+            &packet([0; 4], [0; 4]),
+            &outcome(Event::Acked, MessageType::Ack, [10, 0, 0, 50], tftp),
+            &arrival([0; 4], 67),
+        );
+        // ProxyDHCP: the offer is the decision; the address is ciaddr, else the source.
+        let script = Some(DecisionKind::IpxeScript);
+        observe(
+            &seen,
+            &policy,
+            &packet([10, 0, 0, 60], [0; 4]),
+            &outcome(Event::ProxyOffered, MessageType::Offer, [0; 4], script),
+            &arrival([0; 4], 67),
+        );
+        observe(
+            &seen,
+            &policy,
+            &packet([0; 4], [0; 4]),
+            &outcome(Event::ProxyAcked, MessageType::Ack, [0; 4], Some(DecisionKind::HttpBoot)),
+            &arrival([10, 0, 0, 61], 4011),
+        );
+        // A relayed renewal without boot information: ciaddr, not the relay's address.
+        observe(
+            &seen,
+            &policy,
+            &packet([10, 0, 0, 62], [10, 0, 9, 1]),
+            &outcome(Event::Acked, MessageType::Ack, [0; 4], None),
+            &arrival([10, 0, 9, 1], 67),
+        );
+        // A relayed request with neither: nothing to learn.
+        observe(
+            &seen,
+            &policy,
+            &packet([0; 4], [10, 0, 9, 1]),
+            &outcome(Event::Naked, MessageType::Nak, [0; 4], None),
+            &arrival([10, 0, 9, 1], 67),
+        );
+        assert_eq!(
+            *seen.0.borrow(),
+            [
+                "boot 02:00:00:00:00:07 iPXE binary over TFTP Some(7) ipxe.efi Some(10.0.0.50)",
+                "boot 02:00:00:00:00:07 iPXE script Some(7) http://10.0.0.1:8080/boot.ipxe Some(10.0.0.60)",
+                "boot 02:00:00:00:00:07 UEFI HTTP boot Some(7) http://10.0.0.1:8080/ipxe.efi Some(10.0.0.61)",
+                "ip 02:00:00:00:00:07 10.0.0.62",
+            ]
+        );
+    }
 
     #[test]
     fn ipv4_and_udp_checksums_verify() {
