@@ -58,6 +58,9 @@ pub enum Command {
     Status(crate::lifecycle::client::StatusArgs),
     /// Act on one node through a running server's API (`node reinstall MAC`).
     Node(crate::lifecycle::client::NodeArgs),
+    /// Simulate N PXE machines booting at once against any PXE server (DHCP, TFTP, HTTP) and
+    /// report per-phase latency percentiles, throughput, failures and retries.
+    Loadgen(crate::loadgen::LoadgenArgs),
     /// One-line mode (like pixiecore): every PXE machine boots this kernel and initrd, no config.
     Boot(crate::ipxe::boot_cmd::BootArgs),
 }

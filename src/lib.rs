@@ -16,6 +16,7 @@ pub mod http;
 pub mod ipxe;
 pub mod journal;
 pub mod lifecycle;
+pub mod loadgen;
 pub mod logging;
 pub mod net;
 pub mod orchestrate;

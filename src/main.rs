@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         },
         Command::Status(args) => ferroboot::lifecycle::client::status(&args),
         Command::Node(args) => ferroboot::lifecycle::client::node(&args),
+        Command::Loadgen(args) => ferroboot::loadgen::main(args),
         Command::Boot(args) => ferroboot::ipxe::boot_cmd::main(args),
         Command::Serve(args) => {
             ferroboot::logging::init(args.log_format);
