@@ -21,6 +21,8 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Status(args) => ferroboot::lifecycle::client::status(&args),
+        Command::Node(args) => ferroboot::lifecycle::client::node(&args),
         Command::Loadgen(args) => ferroboot::loadgen::main(args),
         Command::Boot(args) => ferroboot::ipxe::boot_cmd::main(args),
         Command::Serve(args) => {
