@@ -108,7 +108,7 @@ fn row4_uefi_edk2_pxe_tftp_ipxe_efi() {
         let probe =
             b.srv.lines.iter().any(|l| l.contains("tftp: size probe of") && l.contains("ipxe.efi by"));
         assert!(probe, "EDK2's tsize probe (ERROR 8 after OACK) was seen and logged as a probe");
-        let rrq = b.srv.lines.iter().filter(|l| l.contains("tftp: RRQ") && l.contains("ipxe.efi")).last();
+        let rrq = b.srv.lines.iter().rfind(|l| l.contains("tftp: RRQ") && l.contains("ipxe.efi"));
         let rrq = rrq.expect("the real transfer's RRQ");
         assert!(
             rrq.contains("windowsize=4") && !rrq.contains("tsize"),
