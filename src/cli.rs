@@ -49,6 +49,13 @@ pub enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Install NixOS on booted nodes with nixos-anywhere: bootstrap nodes together, then the
+    /// rest in parallel; per-node logs, retries, timeouts, lifecycle updates, a summary table.
+    Provision(crate::orchestrate::args::ProvisionArgs),
+    /// Print a node's first-boot cluster-config.json, or write every node's (--all --out DIR).
+    ClusterConfig(crate::orchestrate::args::ClusterConfigArgs),
+    /// Cluster operations: `cluster check` runs the runbook's health checks.
+    Cluster(crate::orchestrate::args::ClusterArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -21,6 +21,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Provision(a) => ferroboot::orchestrate::commands::provision_main(&a),
+        Command::ClusterConfig(a) => ferroboot::orchestrate::commands::cluster_config_main(&a),
+        Command::Cluster(a) => ferroboot::orchestrate::commands::cluster_main(&a),
         Command::Serve(args) => {
             ferroboot::logging::init(args.log_format);
             let result = ferroboot::serve::effective_config(&args).and_then(|c| ferroboot::serve::run(&c));
