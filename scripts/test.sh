@@ -91,8 +91,9 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     # Clients and tools the integration tests (and later issues) drive: TFTP clients (tftp-hpa,
     # atftp), HTTP clients, netns/tc, dnsmasq for comparisons, nginx, busybox/udhcpc and
     # dhclient as DHCP clients, nmap, and iPXE's boot files for the demo.
+    # jq reads cluster-config.json the way the first-boot README does.
     APT_PACKAGES=(tftp-hpa atftp curl wget aria2 iproute2 procps util-linux dnsmasq-base
-                  busybox isc-dhcp-client udhcpc nmap ipxe ca-certificates)
+                  busybox isc-dhcp-client udhcpc nmap ipxe ca-certificates jq)
     if dpkg-query -W -f='${Status}' nginx-light 2>/dev/null | grep -q 'install ok installed'; then
         :
     else

@@ -123,6 +123,7 @@ fn names(c: &ClusterSettings) -> String {
 
 pub struct Checker {
     agent: ureq::Agent,
+    timeout: Duration,
     ports: BTreeMap<Service, u16>,
 }
 
@@ -140,7 +141,7 @@ impl Checker {
             (Service::Flaredb, c.ports.flaredb),
             (Service::Iam, c.ports.iam),
         ]);
-        Checker { agent, ports }
+        Checker { agent, timeout, ports }
     }
 
     fn fetch(&self, url: &str) -> Reply {
@@ -155,7 +156,7 @@ impl Checker {
         match self.agent.get(url).call() {
             Ok(resp) => read(resp),
             Err(ureq::Error::Status(_, resp)) => read(resp),
-            Err(ureq::Error::Transport(t)) => Reply::Failed(transport_message(&t)),
+            Err(ureq::Error::Transport(t)) => Reply::Failed(transport_message(&t, self.timeout)),
         }
     }
 
@@ -191,12 +192,17 @@ impl Checker {
     }
 }
 
-fn transport_message(t: &ureq::Transport) -> String {
+fn transport_message(t: &ureq::Transport, timeout: Duration) -> String {
     // ureq's Display repeats the URL; keep the kind and the innermost cause.
     let mut msg = t.message().map(str::to_string).unwrap_or_else(|| t.kind().to_string());
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(t);
     let mut last = None;
     while let Some(e) = src {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+                return format!("{msg}: timed out after {}", super::plan::fmt_duration(timeout));
+            }
+        }
         last = Some(e.to_string());
         src = e.source();
     }
