@@ -704,7 +704,35 @@ impl Server {
                 Some(b) if b.key != *key && (b.until > now || b.state == State::Declined) => {
                     return self.nak(req, sid, out, "RENEWING/REBINDING: address belongs to another client");
                 }
-                _ => return Outcome::ignored("RENEWING/REBINDING: no lease on record for this client"),
+                Some(b) if b.key == *key => {}
+                // No record (a lost or replaced lease database, a server taking over from
+                // another): re-create the lease when the address is free for this client, as
+                // Kea does, instead of making every renewing machine start over. A unicast
+                // RENEWING for an address it cannot have is told so; a broadcast REBINDING
+                // might be another server's client, so that stays silent.
+                _ if self.available(ip, key, mac, sid, now) => {
+                    return self.grant(
+                        now,
+                        req,
+                        key,
+                        mac,
+                        sid,
+                        ip,
+                        out,
+                        "RENEWING/REBINDING: lease re-created",
+                    );
+                }
+                _ if req.broadcast() => {
+                    return Outcome::ignored("REBINDING: no lease on record and the address is not free");
+                }
+                _ => {
+                    return self.nak(
+                        req,
+                        sid,
+                        out,
+                        "RENEWING: no lease on record and the address is not free",
+                    );
+                }
             }
             (ip, if req.broadcast() { "REBINDING: lease extended" } else { "RENEWING: lease extended" })
         } else {
@@ -716,6 +744,22 @@ impl Server {
         if !self.available(ip, key, mac, sid, now) {
             return self.nak(req, sid, out, "requested address is not available");
         }
+        self.grant(now, req, key, mac, sid, ip, out, reason)
+    }
+
+    /// Leases `ip` to the client, journals it and answers ACK.
+    #[allow(clippy::too_many_arguments)]
+    fn grant(
+        &mut self,
+        now: Instant,
+        req: &Request<'_>,
+        key: &ClientKey,
+        mac: Option<[u8; 6]>,
+        sid: Ipv4Addr,
+        ip: Ipv4Addr,
+        out: &mut [u8],
+        reason: &'static str,
+    ) -> Outcome {
         let lease = self.settings.dhcp.lease_time;
         let until = now + lease;
         let m = mac.unwrap_or_default();

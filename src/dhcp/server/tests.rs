@@ -291,8 +291,30 @@ fn renewing_and_rebinding_extend_and_strangers_are_refused() {
     assert_eq!(o.event, Event::Acked, "REBINDING");
     let o = t.send(&Msg::new(MessageType::Request, MAC_B, 4).ciaddr(a).done());
     assert_eq!(o.event, Event::Naked, "B renewing A's address");
-    let o = t.send(&Msg::new(MessageType::Request, MAC_B, 5).ciaddr(Ipv4Addr::new(10, 9, 0, 103)).done());
-    assert_eq!(o.event, Event::Ignored, "unknown lease: silent");
+    t.assert_unique();
+}
+
+#[test]
+fn renewing_without_a_record_recreates_a_free_lease() {
+    let mut t = T::new(Mode::Server);
+    let a = t.dora(MAC_A, 1);
+    // B renews .103, which we never leased (say the lease file was lost): it keeps it.
+    let free = Ipv4Addr::new(10, 9, 0, 103);
+    assert_ne!(a, free);
+    let o = t.send(&Msg::new(MessageType::Request, MAC_B, 5).ciaddr(free).done());
+    assert_eq!(o.event, Event::Acked, "unknown lease on a free address: re-created");
+    let rec = o.journal.expect("re-created lease is journalled");
+    assert_eq!((rec.ip, rec.mac), (free, MAC_B));
+    assert_eq!(o.reply.unwrap().delivery, Delivery::Client(free));
+    // Renewing an address outside the pool: NAK; rebinding it (broadcast): silent.
+    let outside = Ipv4Addr::new(10, 9, 0, 50);
+    let o = t.send(&Msg::new(MessageType::Request, MAC_B, 6).ciaddr(outside).done());
+    assert_eq!(o.event, Event::Naked, "RENEWING an address we cannot give");
+    let o = t.send(&Msg::new(MessageType::Request, MAC_B, 7).ciaddr(outside).broadcast().done());
+    assert_eq!(o.event, Event::Ignored, "REBINDING an address we cannot give: maybe another server's");
+    // A third client renewing B's re-created lease is refused.
+    let o = t.send(&Msg::new(MessageType::Request, [2, 0, 0, 0, 0, 0xc], 8).ciaddr(free).done());
+    assert_eq!(o.event, Event::Naked);
     t.assert_unique();
 }
 
