@@ -246,3 +246,63 @@ fn bad_selections_are_refused_before_anything_runs() {
     );
     assert!(rig.calls().is_empty());
 }
+
+#[test]
+fn a_terminal_gets_a_live_block_redrawn_in_place() {
+    if !common::require("script", "util-linux") {
+        return;
+    }
+    let rig = Rig::new(&[3]);
+    let cmd = format!(
+        "{} provision --config {} --flake /srv/provisioning --server {} --log-dir {} --nodes node04",
+        env!("CARGO_BIN_EXE_ferroboot"),
+        rig.path("ferroboot.toml").display(),
+        rig.api.url,
+        rig.path("logs").display()
+    );
+    // script(1) runs the command on a pseudo-terminal and copies what it drew to stdout.
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("FAKE_DIR", rig.dir.path())
+        .env("FAKE_SLEEP", "2")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\r\x1b[2Knode04"), "live lines are cleared and redrawn: {text:?}");
+    assert!(text.contains("\x1b[1A"), "the cursor goes back up over the block: {text:?}");
+    assert!(text.contains("installing (attempt 1/3)") && text.contains("1 installed, 0 failed"), "{text:?}");
+    assert!(!text.contains("[+"), "no plain lines on a terminal: {text:?}");
+}
+
+#[test]
+fn sigint_stops_running_installs_and_reports_them_failed() {
+    let rig = Rig::new(&[3]);
+    std::fs::write(rig.path("hang-node04"), "").unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferroboot"))
+        .arg("provision")
+        .args(["--config", rig.path("ferroboot.toml").to_str().unwrap()])
+        .args(["--flake", "/srv/provisioning", "--server", &rig.api.url, "--nodes", "node04"])
+        .args(["--log-dir", rig.path("logs").to_str().unwrap()])
+        .env("FAKE_DIR", rig.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rig.path("hang-node04.pid").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(8), "stopped within the grace period");
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("node04  FAILED") && stdout.contains("interrupted"), "{stdout}");
+    assert_eq!(rig.api.events_of("52:54:00:00:01:04"), ["installing", "failed"]);
+    let pid: i32 = std::fs::read_to_string(rig.path("hang-node04.pid")).unwrap().trim().parse().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z"), "the install's children were stopped: {stat}");
+}

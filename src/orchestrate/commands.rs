@@ -16,6 +16,8 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -168,8 +170,20 @@ pub fn provision_main(a: &ProvisionArgs) -> ExitCode {
         a.server
     );
     let api = Api::new(&a.server, Duration::from_secs(10));
-    let opts =
-        runner::Options { policy, log_dir: log_dir.clone(), live, kill_grace: Duration::from_secs(10) };
+    // Ctrl-C stops the installs (their own process groups do not get the terminal's SIGINT).
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, interrupt.clone()) {
+            return fail(format!("cannot handle signal {sig}: {e}"));
+        }
+    }
+    let opts = runner::Options {
+        policy,
+        log_dir: log_dir.clone(),
+        live,
+        kill_grace: Duration::from_secs(10),
+        interrupt: interrupt.clone(),
+    };
     let report = runner::run(&targets, &api, &opts, &mut err);
     let _ = writeln!(err);
     print!("{}", progress::summary(&report.scheduler, report.finished_at, &log_dir));
@@ -177,6 +191,10 @@ pub fn provision_main(a: &ProvisionArgs) -> ExitCode {
         eprintln!("warning: lifecycle update failed: {w}");
     }
     let took = fmt_duration(report.finished_at.duration_since(report.scheduler.started()));
+    if interrupt.load(Ordering::SeqCst) {
+        eprintln!("interrupted after {took}");
+        return ExitCode::from(130);
+    }
     if report.ok() {
         eprintln!("done in {took}");
         ExitCode::SUCCESS

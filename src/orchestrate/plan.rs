@@ -273,6 +273,22 @@ impl Scheduler {
         out
     }
 
+    /// Stops everything (the operator's Ctrl-C): jobs that had started fail with `why`, the others
+    /// are skipped. The caller has stopped the running attempts; `poll` then reports them.
+    pub fn abort(&mut self, why: &str, now: Instant) {
+        for i in 0..self.jobs.len() {
+            if matches!(self.jobs[i].phase, Phase::Done(_)) {
+                continue;
+            }
+            let o = if self.jobs[i].attempts_made > 0 {
+                Outcome::Failed(why.to_string())
+            } else {
+                Outcome::Skipped(why.to_string())
+            };
+            self.set(i, Phase::Done(o), now);
+        }
+    }
+
     /// When `poll` next has something to do (besides answers arriving).
     pub fn next_wakeup(&self) -> Option<Instant> {
         let ready_deadline = self.started + self.policy.ready_timeout;
@@ -484,6 +500,19 @@ mod tests {
             "{:?}",
             sim.log
         );
+        assert!(sim.s.is_done());
+    }
+
+    #[test]
+    fn abort_fails_started_jobs_and_skips_the_rest() {
+        let mut sim = Sim::new(&[("n1", false), ("n2", false)], Policy::default());
+        sim.at(0);
+        sim.ready("n1");
+        sim.at(0);
+        sim.s.abort("interrupted", sim.now);
+        sim.at(1);
+        assert!(sim.log.contains(&"1 done n1 Failed(\"interrupted\")".to_string()), "{:?}", sim.log);
+        assert!(sim.log.contains(&"1 done n2 Skipped(\"interrupted\")".to_string()), "{:?}", sim.log);
         assert!(sim.s.is_done());
     }
 

@@ -13,7 +13,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 /// One node to install.
@@ -36,6 +37,8 @@ pub struct Options {
     pub live: bool,
     /// After SIGTERM, how long before SIGKILL.
     pub kill_grace: Duration,
+    /// Set (by SIGINT/SIGTERM) to stop: running installs are killed and reported failed.
+    pub interrupt: Arc<AtomicBool>,
 }
 
 enum Msg {
@@ -137,11 +140,28 @@ pub fn run(targets: &[Target], api: &Api, opts: &Options, out: &mut dyn Write) -
     let _ = std::fs::create_dir_all(&opts.log_dir);
     let log_path = |i: usize| opts.log_dir.join(format!("{}.log", targets[i].name));
     let attempts = opts.policy.attempts;
+    let mut interrupted = false;
 
     loop {
         let now = Instant::now();
+        if !interrupted && opts.interrupt.load(Ordering::SeqCst) {
+            interrupted = true;
+            let _ = writeln!(out, "interrupted: stopping {} running install(s)", running.len());
+            for (i, r) in running.iter_mut() {
+                append(&log_path(*i), "=== interrupted: sending SIGTERM to the process group ===\n");
+                // SAFETY: kill(2) on the child's own process group.
+                unsafe { libc::kill(-r.pid, libc::SIGTERM) };
+                r.term_sent = Some(now);
+            }
+        }
+        if interrupted && running.is_empty() {
+            s.abort("interrupted", now);
+        }
         for action in s.poll(now) {
             match action {
+                // Once interrupted, nothing new starts (the running ones are being stopped).
+                Action::Probe(_) if interrupted => {}
+                Action::Start { job, .. } if interrupted => s.exited(job, Err("interrupted".into()), now),
                 Action::Probe(i) => {
                     let (tx, api, t) = (tx.clone(), api.clone(), targets[i].clone());
                     std::thread::spawn(move || {
@@ -222,14 +242,18 @@ pub fn run(targets: &[Target], api: &Api, opts: &Options, out: &mut dyn Write) -
         }
         let mut wait =
             s.next_wakeup().map(|w| w.saturating_duration_since(now)).unwrap_or(Duration::from_secs(1));
-        wait = wait.min(Duration::from_secs(1)).max(Duration::from_millis(5));
+        wait = wait.min(Duration::from_millis(250)).max(Duration::from_millis(5));
         match rx.recv_timeout(wait) {
             Ok(m) => {
                 let mut next = Some(m);
                 while let Some(m) = next {
                     let now = Instant::now();
                     match m {
-                        Msg::Probed(i, p) => s.probed(i, p, now),
+                        Msg::Probed(i, p) => {
+                            if !interrupted {
+                                s.probed(i, p, now)
+                            }
+                        }
                         Msg::Exited(i, r) => {
                             if let Some(run) = running.remove(&i) {
                                 let took = plan::fmt_duration(now.duration_since(run.started));
@@ -239,6 +263,7 @@ pub fn run(targets: &[Target], api: &Api, opts: &Options, out: &mut dyn Write) -
                                 };
                                 append(&log_path(i), &format!("=== {what} after {took} ===\n"));
                             }
+                            let r = if interrupted { Err("interrupted".to_string()) } else { r };
                             s.exited(i, r, now);
                         }
                     }
