@@ -102,6 +102,8 @@ pub struct Target {
     pub id: String,
     pub host: String,
     pub address: Ipv4Addr,
+    /// Chainfire and FlareDB everywhere; IAM on control-plane and all-in-one nodes.
+    pub services: Vec<Service>,
 }
 
 pub fn targets(c: &ClusterSettings, only: &[String]) -> Result<Vec<Target>, String> {
@@ -113,7 +115,12 @@ pub fn targets(c: &ClusterSettings, only: &[String]) -> Result<Vec<Target>, Stri
     Ok(c.members
         .iter()
         .filter(|m| only.is_empty() || only.contains(&m.hostname))
-        .map(|m| Target { id: m.hostname.clone(), host: c.fqdn(&m.hostname), address: m.address })
+        .map(|m| Target {
+            id: m.hostname.clone(),
+            host: c.fqdn(&m.hostname),
+            address: m.address,
+            services: Service::ALL.into_iter().filter(|s| *s != Service::Iam || m.role != "worker").collect(),
+        })
         .collect())
 }
 
@@ -169,7 +176,7 @@ impl Checker {
                 .map(|t| {
                     s.spawn(move || {
                         let mut got = Vec::new();
-                        for service in Service::ALL {
+                        for &service in &t.services {
                             let port = self.ports[&service];
                             let mut eps = vec![Endpoint::Health];
                             if service.has_members() {
