@@ -56,6 +56,8 @@ pub enum Command {
     ClusterConfig(crate::orchestrate::args::ClusterConfigArgs),
     /// Cluster operations: `cluster check` runs the runbook's health checks.
     Cluster(crate::orchestrate::args::ClusterArgs),
+    /// One-line mode (like pixiecore): every PXE machine boots this kernel and initrd, no config.
+    Boot(crate::ipxe::boot_cmd::BootArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -4,6 +4,7 @@
 use crate::cli::{DhcpArg, ServeArgs};
 use crate::config::{Config, DhcpMode};
 use crate::http::{HttpLimits, HttpService};
+use crate::lifecycle::{NoLifecycle, NodeState};
 use crate::net::{EventLoop, iface};
 use crate::status::Status;
 use crate::tftp::driver::{TftpService, TftpSettings, blksize_for_mtu};
@@ -98,6 +99,11 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
         log::warn!("state dir {}: {e}", c.state_dir.display());
     }
     let status = Rc::new(Status::default());
+    // iPXE: the builds served from outside the root (a missing configured one stops us here),
+    // the inventory the scripts come from, and the lifecycle they consult.
+    let served = crate::ipxe::files::served_files(c).map_err(|e| -> BoxError { e.into() })?;
+    let inventory = Rc::new(crate::ipxe::Inventory::from_config(c).map_err(|e| -> BoxError { e.into() })?);
+    let lifecycle: Rc<dyn NodeState> = Rc::new(NoLifecycle);
     let mut ev = EventLoop::new()?;
     if c.dhcp.mode != DhcpMode::Off {
         let s = crate::dhcp::driver::settings_from_config(c)
@@ -108,14 +114,38 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
     }
     if c.tftp.enabled {
         let s = tftp_settings(c);
-        let svc = TftpService::new(s.clone(), Rc::clone(&status))
+        let mut svc = TftpService::new(s.clone(), Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("tftp: {e}").into() })?;
+        for f in &served {
+            if let Some(p) = &f.path {
+                svc.add_file(&f.name, p.clone());
+            }
+        }
         ev.add(Box::new(svc))?;
     }
     if c.http.enabled {
         let addr = std::net::SocketAddr::from((c.listen, c.http.port));
-        let svc = HttpService::new(addr, c.root.clone(), http_limits(c), Rc::clone(&status))
+        let mut svc = HttpService::new(addr, c.root.clone(), http_limits(c), Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("http: {e}").into() })?;
+        for f in &served {
+            svc.add_file(&f.name, f.path.as_deref(), f.top_level)
+                .map_err(|e| -> BoxError { format!("http: {}: {e}", f.name).into() })?;
+        }
+        if c.root.join("ipxe/boot.ipxe").exists() {
+            log::warn!(
+                "ipxe: {} is not served: /boot/ipxe/boot.ipxe is ferroboot's chain script",
+                c.root.join("ipxe/boot.ipxe").display()
+            );
+        }
+        crate::ipxe::route::register(Rc::clone(&inventory), Rc::clone(&lifecycle), |m, r| {
+            svc.add_route(m, r)
+        });
+        log::info!(
+            "ipxe: scripts at /boot.ipxe, /boot/ipxe/boot.ipxe, /ipxe/node; {} node(s), {} profile(s); serving {}",
+            inventory.nodes.len(),
+            inventory.profiles.len(),
+            served.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
         ev.add(Box::new(svc))?;
     }
     if !c.tftp.enabled && !c.http.enabled && c.dhcp.mode == DhcpMode::Off {

@@ -2,7 +2,7 @@
 //! in-process event loop, and a raw `TcpStream` client with fixed buffers. After warm-up (which
 //! allocates each connection slot's buffers once), N more requests must not allocate at all:
 //! keep-alive and fresh connections, full files, ranges (single and multipart), HEAD, 304, 404,
-//! 416 and `/health`, with a write budget small enough that large bodies go through the
+//! 416, `/health`, iPXE builds served from outside the root and the iPXE script routes, with a write budget small enough that large bodies go through the
 //! fairness queue.
 
 mod counting_alloc;
@@ -64,6 +64,18 @@ const REQS: &[(&[u8], u16, usize, bool)] = &[
     (b"GET /boot/nixos/control-plane/bzImage HTTP/1.1\r\nRange: bytes=999999-\r\n\r\n", 416, 0, false),
     (b"GET /boot//nixos/./control-plane/initrd HTTP/1.1\r\n\r\n", 200, 300_000, false),
     (b"GET /health HTTP/1.1\r\n\r\n", 200, 0, false),
+    // iPXE builds from outside the root, at the top level and below /boot/.
+    (b"GET /ipxe.efi HTTP/1.1\r\n\r\n", 200, 65_536, false),
+    (b"GET /boot/ipxe.efi HTTP/1.1\r\nRange: bytes=0-9\r\n\r\n", 206, 10, false),
+    // iPXE scripts: the chain script and a per-machine install script.
+    (b"GET /boot.ipxe HTTP/1.1\r\nHost: 10.0.100.10:8080\r\n\r\n", 200, 0, false),
+    (
+        b"GET /ipxe/node?mac=52-54-00-12-34-56&uuid=&buildarch=x86_64&platform=efi&hostname= HTTP/1.1\r\nHost: 10.0.100.10:8080\r\n\r\n",
+        200,
+        0,
+        false,
+    ),
+    (b"GET /ipxe/node?mac=02-00-00-00-00-99&platform=pcbios HTTP/1.1\r\nHost: 10.0.100.10:8080\r\n\r\n", 200, 0, false),
 ];
 
 fn round(addr: SocketAddr, keep: &mut TcpStream, buf: &mut [u8]) {
@@ -84,9 +96,30 @@ fn round(addr: SocketAddr, keep: &mut TcpStream, buf: &mut [u8]) {
 #[test]
 fn steady_state_requests_do_not_allocate() {
     let t = http_support::tree();
-    let s = http_support::start(
+    let efi = t.dir.path().join("usr-lib-ipxe/ipxe.efi");
+    std::fs::create_dir_all(efi.parent().unwrap()).unwrap();
+    std::fs::write(&efi, vec![0x4d; 65_536]).unwrap();
+    let s = http_support::start_setup(
         &t.root,
         HttpLimits { max_connections: 64, write_budget: 64 << 10, ..HttpLimits::default() },
+        |_| {},
+        move |svc| {
+            svc.add_file("ipxe.efi", Some(&efi), true).unwrap();
+            let c = ferroboot::config::Config::from_toml(
+                std::path::Path::new("alloc.toml"),
+                "[nodes.\"52:54:00:12:34:56\"]\nprofile = \"p\"\nhostname = \"node01\"\n\
+                 [profiles.p]\nkernel = \"k\"\ninitrd = [\"i1\", \"i2\"]\ncmdline = \"h={hostname} m={mac} ip={ip}\"\n",
+            )
+            .unwrap();
+            let inv = std::rc::Rc::new(ferroboot::ipxe::Inventory::from_config(&c).unwrap());
+            // Not /boot/ipxe/boot.ipxe: the static requests above use that file of the tree.
+            let life = std::rc::Rc::new(ferroboot::lifecycle::NoLifecycle);
+            ferroboot::ipxe::route::register(inv, life, |m, r| {
+                if m != ferroboot::http::Match::Exact("/boot/ipxe/boot.ipxe") {
+                    svc.add_route(m, r)
+                }
+            });
+        },
     );
     let addr = s.addr;
     let mut keep = TcpStream::connect(addr).unwrap();

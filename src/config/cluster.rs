@@ -220,11 +220,13 @@ impl Validator<'_> {
             let Some(h) = &node.hostname else { continue };
             let key = format!("nodes.\"{mac_s}\"");
             let hostname = h.get_ref().clone();
-            if !is_dns_label(&hostname) {
+            // The general hostname rules are checked with the inventory; a cluster node id is one
+            // label (the domain comes from [cluster] domain).
+            if hostname.contains('.') {
                 self.err(
                     h.span(),
                     &format!("{key}.hostname"),
-                    format!("{hostname:?} is not a host name (one DNS label)"),
+                    format!("{hostname:?}: a cluster node's hostname is one label; set [cluster] domain for the rest"),
                 );
             }
             if let Some((other, _)) = members.iter().find(|(m, _)| m.hostname == hostname) {

@@ -16,6 +16,20 @@ pub const DEFAULT_ROOT: &str = "/var/lib/pxe-boot";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ferroboot";
 pub const DEFAULT_TFTP_PORT: u16 = 69;
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// Where Debian's `ipxe` package puts its builds (`dpkg -L ipxe`).
+pub const DEFAULT_IPXE_DIR: &str = "/usr/lib/ipxe";
+/// The iPXE builds served by default (each one only if the file exists): what the DHCP boot
+/// policy hands out, plus the other Debian builds an operator may name in a custom policy.
+pub const DEFAULT_IPXE_BINARIES: [&str; 8] = [
+    "undionly.kpxe",
+    "undionly.kkpxe",
+    "ipxe.pxe",
+    "ipxe.efi",
+    "snponly.efi",
+    "ipxe-i386.efi",
+    "snp-arm32.efi",
+    "snp-arm64.efi",
+];
 
 /// One configuration error: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +205,48 @@ pub struct Profile {
     pub cmdline: String,
 }
 
+/// What an iPXE machine that is not in `[nodes]` gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnknownMachines {
+    /// A menu: the profiles, boot from the local disk, retry, iPXE shell.
+    Menu,
+    /// `exit`: iPXE returns to the firmware, which tries its next boot device.
+    Ignore,
+    /// Boot this profile.
+    Profile(String),
+}
+
+/// `[ipxe]`: the iPXE builds we serve and how scripts behave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpxeConfig {
+    /// Where the iPXE builds are looked up when they are not in the root.
+    pub binaries_dir: PathBuf,
+    /// `binaries_dir` was written in the config (a missing directory is then an error).
+    pub binaries_dir_set: bool,
+    /// The builds to serve. `None`: every one of [`DEFAULT_IPXE_BINARIES`] that exists; a
+    /// listed one that is missing is an error at start.
+    pub binaries: Option<Vec<String>>,
+    pub unknown: UnknownMachines,
+    /// Attempts at downloading a kernel/initrd (or the chained script) before giving up.
+    pub retries: u8,
+    /// Files served by URL path below `/boot/` from anywhere on disk (`ferroboot boot`'s kernel and
+    /// initrds): `(name below /boot/, path)`. Not settable from the file.
+    pub files: Vec<(String, PathBuf)>,
+}
+
+impl Default for IpxeConfig {
+    fn default() -> Self {
+        IpxeConfig {
+            binaries_dir: PathBuf::from(DEFAULT_IPXE_DIR),
+            binaries_dir_set: false,
+            binaries: None,
+            unknown: UnknownMachines::Menu,
+            retries: 3,
+            files: Vec::new(),
+        }
+    }
+}
+
 /// The validated configuration ferroboot runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -204,6 +260,7 @@ pub struct Config {
     pub dhcp: DhcpConfig,
     pub tftp: TftpConfig,
     pub http: HttpConfig,
+    pub ipxe: IpxeConfig,
     pub nodes: Vec<Node>,
     pub profiles: BTreeMap<String, Profile>,
     /// `[cluster]` with the inventory resolved into members; `None` without the section.
@@ -222,6 +279,7 @@ impl Default for Config {
             dhcp: DhcpConfig::default(),
             tftp: TftpConfig::default(),
             http: HttpConfig::default(),
+            ipxe: IpxeConfig::default(),
             nodes: Vec::new(),
             profiles: BTreeMap::new(),
             cluster: None,
@@ -427,6 +485,13 @@ impl Validator<'_> {
             }
         }
         for (name, p) in &raw.profiles {
+            if !is_word(name) {
+                self.err(
+                    p.span(),
+                    &format!("profiles.{name}"),
+                    "a profile name may only use letters, digits, '.', '_' and '-'",
+                );
+            }
             let initrd = match p.get_ref().initrd.as_ref().map(|i| i.get_ref().clone()) {
                 None => Vec::new(),
                 Some(OneOrMany::One(s)) => vec![s],
@@ -435,6 +500,20 @@ impl Validator<'_> {
             let p = p.get_ref();
             if p.kernel.get_ref().is_empty() {
                 self.err(p.kernel.span(), &format!("profiles.{name}.kernel"), "must not be empty");
+            } else if let Err(m) = check_boot_path(p.kernel.get_ref()) {
+                self.err(p.kernel.span(), &format!("profiles.{name}.kernel"), m);
+            }
+            if let Some(i) = &p.initrd {
+                for (k, path) in initrd.iter().enumerate() {
+                    if let Err(m) = check_boot_path(path) {
+                        self.err(i.span(), &format!("profiles.{name}.initrd[{k}]"), m);
+                    }
+                }
+            }
+            if let Some(cl) = &p.cmdline {
+                if let Err(e) = crate::ipxe::template::Template::parse(cl.get_ref()) {
+                    self.err(cl.span(), &format!("profiles.{name}.cmdline"), e.to_string());
+                }
             }
             c.profiles.insert(
                 name.clone(),
@@ -484,6 +563,33 @@ impl Validator<'_> {
             if c.nodes.iter().any(|x: &Node| x.mac == mac) {
                 self.err(n.span(), &key, "the same MAC is listed twice");
             }
+            if let Some(h) = &node.hostname {
+                if !is_hostname(h.get_ref()) {
+                    self.err(
+                        h.span(),
+                        &format!("{key}.hostname"),
+                        format!("{:?} is not a host name (letters, digits, '-' and '.')", h.get_ref()),
+                    );
+                }
+            }
+            if let Some(r) = &node.role {
+                if !is_word(r.get_ref()) {
+                    self.err(
+                        r.span(),
+                        &format!("{key}.role"),
+                        "a role may only use letters, digits, '.', '_' and '-'",
+                    );
+                }
+            }
+            if let Some(u) = &node.uuid {
+                if !is_uuid(u.get_ref()) {
+                    self.err(
+                        u.span(),
+                        &format!("{key}.uuid"),
+                        format!("{:?} is not a UUID (8-4-4-4-12 hex digits)", u.get_ref()),
+                    );
+                }
+            }
             c.nodes.push(Node {
                 mac,
                 profile: node.profile.as_ref().map(|s| s.get_ref().clone()),
@@ -493,8 +599,59 @@ impl Validator<'_> {
                 uuid: node.uuid.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
             });
         }
+        if let Some(i) = raw.ipxe {
+            self.ipxe(&i, &mut c);
+        }
         c.cluster = self.cluster(&raw.nodes, &raw.cluster, &c);
         c
+    }
+
+    fn ipxe(&mut self, i: &raw::RawIpxe, c: &mut Config) {
+        if let Some(d) = &i.binaries_dir {
+            c.ipxe.binaries_dir = PathBuf::from(d.get_ref());
+            c.ipxe.binaries_dir_set = true;
+            if d.get_ref().is_empty() {
+                self.err(d.span(), "ipxe.binaries_dir", "must not be empty");
+            }
+        }
+        if let Some(list) = &i.binaries {
+            let mut names = Vec::new();
+            for (k, n) in list.get_ref().iter().enumerate() {
+                let name = n.get_ref();
+                if name.is_empty() || name.contains(['/', '\\', '\0']) || name == "." || name == ".." {
+                    self.err(
+                        n.span(),
+                        &format!("ipxe.binaries[{k}]"),
+                        format!("{name:?} must be a plain file name (no '/')"),
+                    );
+                } else if names.contains(name) {
+                    self.err(n.span(), &format!("ipxe.binaries[{k}]"), format!("{name:?} is listed twice"));
+                } else {
+                    names.push(name.clone());
+                }
+            }
+            c.ipxe.binaries = Some(names);
+        }
+        if let Some(u) = &i.unknown {
+            c.ipxe.unknown = match u.get_ref().as_str() {
+                "menu" => UnknownMachines::Menu,
+                "ignore" => UnknownMachines::Ignore,
+                p if c.profiles.contains_key(p) => UnknownMachines::Profile(p.to_string()),
+                p => {
+                    self.err(
+                        u.span(),
+                        "ipxe.unknown",
+                        format!("{p:?}: expected \"menu\", \"ignore\" or a profile name"),
+                    );
+                    UnknownMachines::Menu
+                }
+            };
+        }
+        if let Some(n) = &i.retries {
+            if let Some(n) = self.int(n, "ipxe.retries", 1, 20) {
+                c.ipxe.retries = n as u8;
+            }
+        }
     }
 
     fn dhcp(&mut self, d: raw::RawDhcp) -> DhcpConfig {
@@ -604,6 +761,59 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// Letters, digits, `.`, `_`, `-` (profile names, roles: they appear in scripts and menus).
+pub fn is_word(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// An RFC 1123 host name (or FQDN): labels of letters, digits and `-`.
+pub fn is_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// `4c4c4544-0000-1000-8000-000000000001` (any case).
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter()
+            .enumerate()
+            .all(|(i, &c)| if matches!(i, 8 | 13 | 18 | 23) { c == b'-' } else { c.is_ascii_hexdigit() })
+}
+
+/// A kernel/initrd path below the root: it becomes a URL path in the script, so only characters
+/// that need no escaping in a URL or an iPXE command line, and no `..`. `{arch}`, `{platform}`
+/// and `{profile}` may be used (one profile for a mixed x86-64/arm64 rack).
+pub fn check_boot_path(p: &str) -> Result<(), String> {
+    use crate::ipxe::template::{PATH_FIELDS, Template};
+    let t = Template::parse(p).map_err(|e| format!("{p:?}: {e}"))?;
+    if let Some(f) = t.fields().find(|f| !PATH_FIELDS.contains(f)) {
+        return Err(format!(
+            "{p:?}: {{{}}} cannot be used in a path (only {{arch}}, {{platform}} and {{profile}})",
+            f.name()
+        ));
+    }
+    let plain = t.plain();
+    let p = plain.as_str();
+    if let Some(c) = p.chars().find(|&c| !(c.is_ascii_alphanumeric() || "._~/+@=,:-".contains(c))) {
+        return Err(format!("{p:?}: {c:?} is not allowed in a boot path (letters, digits and ._~/+@=,:-)"));
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err(format!("{p:?}: '..' is not allowed"));
+    }
+    if p.trim_matches('/').is_empty() {
+        return Err("must name a file below the root".into());
+    }
+    Ok(())
 }
 
 pub fn in_subnet(ip: Ipv4Addr, net: Ipv4Addr, mask: Ipv4Addr) -> bool {

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub dhcp: Option<RawDhcp>,
     pub tftp: Option<RawTftp>,
     pub http: Option<RawHttp>,
+    pub ipxe: Option<RawIpxe>,
     #[serde(default)]
     pub nodes: BTreeMap<String, S<RawNode>>,
     #[serde(default)]
@@ -70,6 +71,15 @@ pub struct RawHttp {
     pub header_timeout_ms: Option<S<i64>>,
     pub keepalive_timeout_ms: Option<S<i64>>,
     pub write_timeout_ms: Option<S<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIpxe {
+    pub binaries_dir: Option<S<String>>,
+    pub binaries: Option<S<Vec<S<String>>>>,
+    pub unknown: Option<S<String>>,
+    pub retries: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -97,3 +97,106 @@ fn mac_parsing() {
     assert_eq!(parse_mac("52:54:00:c0:ee:01:02"), None);
     assert_eq!(parse_mac("5:54:00:c0:ee:01"), None);
 }
+
+#[test]
+fn ipxe_section_defaults_and_values() {
+    let c = parse("").unwrap();
+    assert_eq!(c.ipxe.binaries_dir, PathBuf::from("/usr/lib/ipxe"));
+    assert!(!c.ipxe.binaries_dir_set);
+    assert_eq!(
+        (c.ipxe.binaries.clone(), c.ipxe.unknown.clone(), c.ipxe.retries),
+        (None, UnknownMachines::Menu, 3)
+    );
+    let c = parse(
+        "[profiles.w]\nkernel = \"k\"\n[ipxe]\nbinaries_dir = \"/srv/ipxe\"\nbinaries = [\"undionly.kpxe\", \"snp-arm64.efi\"]\nunknown = \"w\"\nretries = 5\n",
+    )
+    .unwrap();
+    assert_eq!(c.ipxe.binaries_dir, PathBuf::from("/srv/ipxe"));
+    assert!(c.ipxe.binaries_dir_set);
+    assert_eq!(c.ipxe.binaries, Some(vec!["undionly.kpxe".to_string(), "snp-arm64.efi".to_string()]));
+    assert_eq!(c.ipxe.unknown, UnknownMachines::Profile("w".into()));
+    assert_eq!(c.ipxe.retries, 5);
+    assert_eq!(parse("[ipxe]\nunknown = \"ignore\"\n").unwrap().ipxe.unknown, UnknownMachines::Ignore);
+}
+
+#[test]
+fn ipxe_section_errors_name_line_and_key() {
+    let e = parse(
+        "[ipxe]\nbinaries = [\"a/b.efi\", \"x.efi\", \"x.efi\"]\nunknown = \"nope\"\nretries = 0\nbinaries_dir = \"\"\n",
+    )
+    .unwrap_err();
+    let keys: Vec<(&str, usize)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert!(keys.contains(&("ipxe.binaries[0]", 2)), "{e}");
+    assert!(keys.contains(&("ipxe.binaries[2]", 2)), "{e}");
+    assert!(keys.contains(&("ipxe.unknown", 3)), "{e}");
+    assert!(keys.contains(&("ipxe.retries", 4)), "{e}");
+    assert!(keys.contains(&("ipxe.binaries_dir", 5)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("test.toml:3: ipxe.unknown: \"nope\": expected \"menu\", \"ignore\" or a profile name"),
+        "{e}"
+    );
+    let e = parse("[ipxe]\nbinary_dir = \"/x\"\n").unwrap_err();
+    assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("binary_dir", 2), "{e}");
+}
+
+#[test]
+fn cmdline_placeholders_are_checked_at_load() {
+    let ok = parse(
+        "[profiles.a]\nkernel = \"k\"\ncmdline = \"h={hostname} ip={ip} m={mac} ${net0/ip} {{literal}} s={server_url}\"\n",
+    );
+    assert!(ok.is_ok(), "{}", ok.unwrap_err());
+    let e =
+        parse("[profiles.a]\nkernel = \"k\"\n\ncmdline = \"console=ttyS0 host={hostnme}\"\n").unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("profiles.a.cmdline", 4), "{e}");
+    assert!(e.0[0].message.contains("unknown placeholder {hostnme}"), "{e}");
+    assert!(e.0[0].message.contains("{hostname}"), "the message lists the known ones: {e}");
+    let e = parse("[profiles.a]\nkernel = \"k\"\ncmdline = \"a {ip\"\n").unwrap_err();
+    assert!(e.0[0].message.contains("unterminated"), "{e}");
+    let e = parse("[profiles.a]\nkernel = \"k\"\ncmdline = \"a\\nexit\"\n").unwrap_err();
+    assert!(e.0[0].message.contains("control characters"), "{e}");
+}
+
+#[test]
+fn inventory_values_that_reach_scripts_are_checked() {
+    let e = parse(
+        r#"
+[profiles."bad name"]
+kernel = "k"
+[profiles.p]
+kernel = "nixos/../etc/passwd"
+initrd = ["ok/initrd", "has space"]
+[nodes."52:54:00:00:00:01"]
+profile = "p"
+hostname = "node_01"
+role = "a b"
+uuid = "not-a-uuid"
+"#,
+    )
+    .unwrap_err();
+    let keys: Vec<(&str, usize)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert!(keys.contains(&("profiles.bad name", 2)), "{e}");
+    assert!(keys.contains(&("profiles.p.kernel", 5)), "{e}");
+    assert!(keys.contains(&("profiles.p.initrd[1]", 6)), "{e}");
+    assert!(keys.contains(&("nodes.\"52:54:00:00:00:01\".hostname", 9)), "{e}");
+    assert!(keys.contains(&("nodes.\"52:54:00:00:00:01\".role", 10)), "{e}");
+    assert!(keys.contains(&("nodes.\"52:54:00:00:00:01\".uuid", 11)), "{e}");
+    assert!(is_hostname("node01.prov.example.com") && !is_hostname("-x") && !is_hostname("a..b"));
+    assert!(is_uuid("4C4C4544-0000-1000-8000-000000000001") && !is_uuid("4c4c4544000010008000000000000001"));
+}
+
+#[test]
+fn boot_paths_take_only_word_placeholders() {
+    assert!(
+        parse("[profiles.a]\nkernel = \"nixos/{arch}/bzImage\"\ninitrd = \"{platform}/{profile}/initrd\"\n")
+            .is_ok()
+    );
+    let e = parse("[profiles.a]\nkernel = \"nodes/{hostname}/bzImage\"\n").unwrap_err();
+    assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("profiles.a.kernel", 2), "{e}");
+    assert!(e.0[0].message.contains("{hostname} cannot be used in a path"), "{e}");
+    let e = parse("[profiles.a]\nkernel = \"k\"\ninitrd = [\"ok\", \"x/{arh}/i\"]\n").unwrap_err();
+    assert_eq!(e.0[0].key, "profiles.a.initrd[1]", "{e}");
+    assert!(e.0[0].message.contains("unknown placeholder {arh}"), "{e}");
+    assert!(parse("[profiles.a]\nkernel = \"${x}/k\"\n").is_err(), "iPXE settings are not for paths");
+}

@@ -172,12 +172,39 @@ struct Shared {
     status: Rc<Status>,
     router: Router,
     root: Root,
+    /// Files served from outside the root (see [`HttpService::add_file`]).
+    extra: ExtraFiles,
     /// Scratch for the decoded path (NUL-terminated).
     path_buf: Box<[u8; fs::MAX_PATH + 1]>,
     shutting_down: bool,
     boundary_seq: u64,
     timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     timer_cap: usize,
+}
+
+/// Files served below `/boot/` from other directories: looked up by their decoded name when the
+/// root does not have it. Each directory is opened once, so serving them allocates nothing.
+#[derive(Default)]
+struct ExtraFiles {
+    dirs: Vec<(PathBuf, Root)>,
+    files: Vec<ExtraFile>,
+}
+
+struct ExtraFile {
+    /// Decoded name below `/boot/`.
+    name: Box<[u8]>,
+    /// Index into `dirs`.
+    dir: usize,
+    /// File name in that directory, NUL-terminated.
+    file: Box<[u8]>,
+}
+
+impl ExtraFiles {
+    fn open(&self, name: &[u8]) -> Option<Result<StaticFile, fs::PathError>> {
+        let f = self.files.iter().find(|f| *f.name == *name)?;
+        let file = CStr::from_bytes_with_nul(&f.file).ok()?;
+        Some(self.dirs[f.dir].1.open_file(file))
+    }
 }
 
 /// The HTTP boot server. See the module docs.
@@ -227,6 +254,7 @@ impl HttpService {
                 router: Router::with_builtin(&status),
                 status,
                 root,
+                extra: ExtraFiles::default(),
                 path_buf: Box::new([0; fs::MAX_PATH + 1]),
                 shutting_down: false,
                 boundary_seq: u64::from(now.elapsed().subsec_nanos()) ^ 0x5f3d_6b2a_91c4_e807,
@@ -252,6 +280,43 @@ impl HttpService {
     /// `/health` and `/metrics` are registered first.
     pub fn add_route(&mut self, m: Match, route: Box<dyn Route>) {
         self.shared.router.add(m, route);
+    }
+
+    /// Serves `path` (anywhere on disk) as `/boot/<name>` when the root has no `<name>`, and also
+    /// as `/<name>` when `top_level`. With `path` `None` only the top-level alias is added (the
+    /// root has the file).
+    pub fn add_file(
+        &mut self,
+        name: &str,
+        path: Option<&std::path::Path>,
+        top_level: bool,
+    ) -> io::Result<()> {
+        let name = name.trim_start_matches('/');
+        if top_level {
+            self.shared.router.add_top_level(name);
+        }
+        let Some(path) = path else { return Ok(()) };
+        // Resolve symlinks now (a kernel linked from a Nix store path), so the file is opened
+        // beneath its real directory.
+        let path =
+            &path.canonicalize().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let bad =
+            || io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a file path", path.display()));
+        let dir = path.parent().ok_or_else(bad)?;
+        let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+        let file = path.file_name().ok_or_else(bad)?;
+        let extra = &mut self.shared.extra;
+        let idx = match extra.dirs.iter().position(|(d, _)| d == dir) {
+            Some(i) => i,
+            None => {
+                extra.dirs.push((dir.to_path_buf(), Root::open(dir)?));
+                extra.dirs.len() - 1
+            }
+        };
+        let mut f = std::os::unix::ffi::OsStrExt::as_bytes(file).to_vec();
+        f.push(0);
+        extra.files.push(ExtraFile { name: name.as_bytes().into(), dir: idx, file: f.into_boxed_slice() });
+        Ok(())
     }
 
     /// Open connections.
@@ -709,7 +774,12 @@ fn static_response(
         }
     };
     let opened = match CStr::from_bytes_with_nul(&sh.path_buf[..=n]) {
-        Ok(p) => sh.root.open_file(p),
+        Ok(p) => match sh.root.open_file(p) {
+            Err(fs::PathError::NotFound) => {
+                sh.extra.open(&sh.path_buf[..n]).unwrap_or(Err(fs::PathError::NotFound))
+            }
+            other => other,
+        },
         Err(_) => Err(fs::PathError::BadEncoding),
     };
     let f: StaticFile = match opened {

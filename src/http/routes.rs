@@ -67,10 +67,12 @@ pub enum Decision<'a> {
     NotFound,
 }
 
-/// Exact and prefix routes, checked in registration order, then the static prefix.
+/// Exact and prefix routes, checked in registration order, then the static prefix, then the
+/// file names also served at the top level (`/ipxe.efi` is `/boot/ipxe.efi`).
 #[derive(Default)]
 pub struct Router {
     routes: Vec<(Match, Box<dyn Route>)>,
+    top_level: Vec<Box<[u8]>>,
 }
 
 impl Router {
@@ -91,14 +93,23 @@ impl Router {
         self.routes.push((m, route));
     }
 
+    /// Also answers `/<name>` as the static `/boot/<name>` (the iPXE builds, which UEFI HTTP Boot
+    /// clients are given as `http://server:port/<name>`).
+    pub fn add_top_level(&mut self, name: &str) {
+        self.top_level.push(name.trim_start_matches('/').as_bytes().into());
+    }
+
     /// Decides who answers `path` (as returned by [`split_target`]).
     pub fn decide<'a>(&self, path: &'a [u8]) -> Decision<'a> {
         if let Some(i) = self.routes.iter().position(|(m, _)| m.matches(path)) {
             return Decision::Dynamic(i);
         }
-        match path.strip_prefix(STATIC_PREFIX) {
-            Some(rest) => Decision::Static(rest),
-            None => Decision::NotFound,
+        if let Some(rest) = path.strip_prefix(STATIC_PREFIX) {
+            return Decision::Static(rest);
+        }
+        match path.strip_prefix(b"/") {
+            Some(rest) if self.top_level.iter().any(|n| **n == *rest) => Decision::Static(rest),
+            _ => Decision::NotFound,
         }
     }
 
@@ -250,6 +261,10 @@ mod tests {
         let mut r = Router::with_builtin(&status);
         r.add(Match::Exact("/boot.ipxe"), Box::new(Script));
         r.add(Match::Prefix("/api/v1/"), Box::new(Script));
+        r.add_top_level("ipxe.efi");
+        assert_eq!(r.decide(b"/ipxe.efi"), Decision::Static(b"ipxe.efi"));
+        assert_eq!(r.decide(b"/ipxe.efix"), Decision::NotFound);
+        assert_eq!(r.decide(b"/x/ipxe.efi"), Decision::NotFound);
         assert_eq!(r.decide(b"/boot.ipxe"), Decision::Dynamic(2));
         assert_eq!(r.decide(b"/api/v1/nodes/1"), Decision::Dynamic(3));
         let mut body = Vec::new();

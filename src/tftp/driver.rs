@@ -48,6 +48,8 @@ pub struct TftpService {
     settings: TftpSettings,
     listener: Option<UdpSocket>,
     root: Root,
+    /// Files served from outside the root: (name below the root, real path). See `add_file`.
+    extra: Vec<(String, PathBuf)>,
     files: FileTable,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
@@ -74,6 +76,7 @@ impl TftpService {
         Ok(TftpService {
             listener: Some(listener),
             root,
+            extra: Vec::new(),
             files: FileTable::default(),
             slots: (0..n).map(|_| None).collect(),
             free: (0..n).rev().collect(),
@@ -92,6 +95,17 @@ impl TftpService {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves `path` (anywhere on disk) under `name` when the root has no such file: the iPXE
+    /// builds from `[ipxe] binaries_dir`, `ferroboot boot`'s images.
+    pub fn add_file(&mut self, name: &str, path: PathBuf) {
+        self.extra.push((name.trim_start_matches('/').to_string(), path));
+    }
+
+    fn extra_file(&self, req_name: &[u8]) -> Option<PathBuf> {
+        let name = crate::ipxe::files::tftp_name(req_name)?;
+        self.extra.iter().find(|(n, _)| *n == name).map(|(_, p)| p.clone())
     }
 
     pub fn active_sessions(&self) -> usize {
@@ -155,7 +169,11 @@ impl TftpService {
             self.reply_error(peer, ErrorCode::NotDefined, "server busy, try again later");
             return;
         };
-        let path = match self.root.resolve(&req_name) {
+        let resolved = match self.root.resolve(&req_name) {
+            Err(PathError::NotFound) => self.extra_file(&req_name).ok_or(PathError::NotFound),
+            other => other,
+        };
+        let path = match resolved {
             Ok(p) => p,
             Err(e) => {
                 self.free.push(slot_idx);

@@ -57,6 +57,16 @@ pub fn start(root: &Path, limits: HttpLimits) -> Server {
 }
 
 pub fn start_with(root: &Path, limits: HttpLimits, prepare: fn(&Status)) -> Server {
+    start_setup(root, limits, prepare, |_| {})
+}
+
+/// [`start_with`], plus `setup` on the service before it runs (extra files, routes).
+pub fn start_setup(
+    root: &Path,
+    limits: HttpLimits,
+    prepare: fn(&Status),
+    setup: impl FnOnce(&mut HttpService) + Send + 'static,
+) -> Server {
     let root = root.to_path_buf();
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -64,7 +74,8 @@ pub fn start_with(root: &Path, limits: HttpLimits, prepare: fn(&Status)) -> Serv
     let thread = std::thread::spawn(move || {
         let status = Rc::new(Status::default());
         prepare(&status);
-        let svc = HttpService::new("127.0.0.1:0".parse().unwrap(), root, limits, status).expect("bind");
+        let mut svc = HttpService::new("127.0.0.1:0".parse().unwrap(), root, limits, status).expect("bind");
+        setup(&mut svc);
         let mut ev = EventLoop::new().unwrap();
         tx.send(svc.local_addr()).unwrap();
         ev.add(Box::new(svc)).unwrap();
