@@ -306,3 +306,21 @@ fn sigint_stops_running_installs_and_reports_them_failed() {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     assert!(stat.is_empty() || stat.contains(") Z"), "the install's children were stopped: {stat}");
 }
+
+#[test]
+fn a_node_that_never_becomes_ready_fails_at_the_ready_timeout() {
+    let rig = Rig::new(&[]);
+    rig.api.set("52:54:00:00:01:04", "node04", "ipxe");
+    let (code, out, err, took) = rig.provision(&["--nodes", "node04", "--ready-timeout", "2s"], "0");
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(
+        out.contains("node04  FAILED      0") && out.contains("not ready after 2s: lifecycle state ipxe"),
+        "{out}"
+    );
+    assert!(rig.calls().is_empty());
+    let e = rig.api.events();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].event, "failed");
+    assert_eq!(e[0].detail.as_deref(), Some("not ready after 2s: lifecycle state ipxe"));
+}

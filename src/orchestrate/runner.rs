@@ -213,7 +213,7 @@ pub fn run(targets: &[Target], api: &Api, opts: &Options, out: &mut dyn Write) -
                     let t = &targets[i];
                     let r = match s.outcome(i) {
                         Some(Outcome::Installed) => Some(api.event(&t.mac, "installed", None)),
-                        Some(Outcome::Failed(why)) if s.jobs[i].attempts_made > 0 => {
+                        Some(Outcome::Failed(why)) => {
                             let tail = log_tail(&log_path(i), 20);
                             let detail = if tail.is_empty() { why.clone() } else { format!("{why}\n{tail}") };
                             Some(api.event(&t.mac, "failed", Some(&detail)))
