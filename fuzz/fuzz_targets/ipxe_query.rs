@@ -22,7 +22,8 @@ kernel = "nixos/cp/bzImage"
 initrd = ["nixos/cp/initrd", "x/initrd"]
 cmdline = "h={hostname} ip={ip} m={mac} u={uuid} a={arch} p={platform} ${net0/ip}"
 [profiles.w]
-kernel = "w/k"
+kernel = "w/{arch}/k"
+initrd = "w/{platform}/initrd"
 "#;
 
 const COMMANDS: &[&str] = &[
@@ -66,6 +67,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
             let word = line.split(' ').next().unwrap_or("");
             assert!(word.starts_with(':') || COMMANDS.contains(&word), "unexpected line {line:?} in\n{text}");
+            // Paths built from the client's arch/platform never climb out of the tree.
+            assert!(!line.contains("/../") && !line.contains("/./"), "{line:?}");
         }
     });
 });

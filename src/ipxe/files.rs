@@ -68,24 +68,6 @@ fn is_file(p: &Path) -> bool {
     p.metadata().is_ok_and(|m| m.is_file())
 }
 
-/// A TFTP file name as a path below the root: `/a\b//c` -> `a/b/c`; `None` for `..`.
-pub fn tftp_name(name: &[u8]) -> Option<String> {
-    let mut out = String::new();
-    for comp in name.split(|&b| b == b'/' || b == b'\\') {
-        match comp {
-            b"" | b"." => {}
-            b".." => return None,
-            c => {
-                if !out.is_empty() {
-                    out.push('/');
-                }
-                out.push_str(std::str::from_utf8(c).ok()?);
-            }
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,12 +105,5 @@ mod tests {
         c.ipxe.binaries_dir_set = false;
         c.ipxe.files = vec![("_boot/kernel/vmlinuz".into(), d.path().join("vmlinuz"))];
         assert!(served_files(&c).unwrap_err().contains("vmlinuz"));
-    }
-
-    #[test]
-    fn tftp_names() {
-        assert_eq!(tftp_name(b"/undionly.kpxe").as_deref(), Some("undionly.kpxe"));
-        assert_eq!(tftp_name(b"\\a\\b//./c").as_deref(), Some("a/b/c"));
-        assert_eq!(tftp_name(b"a/../b"), None);
     }
 }

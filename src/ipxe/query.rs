@@ -95,6 +95,14 @@ pub fn parse_mac(v: &[u8]) -> Option<[u8; 6]> {
     Some(mac)
 }
 
+/// `.` and `..` are words too, but not ones a path may be built from.
+fn no_dots<const N: usize>(mut s: HString<N>) -> HString<N> {
+    if s.bytes().all(|b| b == b'.') {
+        s.clear();
+    }
+    s
+}
+
 fn word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"._-".contains(&b)
 }
@@ -128,8 +136,8 @@ impl NodeQuery {
                         q.uuid.clear();
                     }
                 }
-                b"buildarch" | b"arch" => q.arch = bounded(v, word),
-                b"platform" => q.platform = bounded(v, word),
+                b"buildarch" | b"arch" => q.arch = no_dots(bounded(v, word)),
+                b"platform" => q.platform = no_dots(bounded(v, word)),
                 b"hostname" => {
                     q.hostname = bounded(v, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
                     if !q.hostname.is_empty() && !crate::config::is_hostname(&q.hostname) {
@@ -207,5 +215,7 @@ mod tests {
         let long = format!("hostname={}", "a".repeat(300));
         assert_eq!(NodeQuery::parse(long.as_bytes()).hostname.as_str(), "");
         assert_eq!(NodeQuery::parse(b"&&=&x&platform=pcbios&").platform.as_str(), "pcbios");
+        assert_eq!(NodeQuery::parse(b"buildarch=..&platform=.").arch.as_str(), "", "no path steering");
+        assert_eq!(NodeQuery::parse(b"platform=.").platform.as_str(), "");
     }
 }

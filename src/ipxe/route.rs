@@ -50,12 +50,19 @@ fn reply(status: u16) -> Reply {
     Reply { status, content_type: SCRIPT, cache_control: Some("no-store") }
 }
 
-/// A `Host` header we can put in a URL: host name, IPv4, `[IPv6]`, optional port.
+/// A `Host` header we can put in a URL: host name, IPv4 or `[IPv6]`, then an optional `:port`.
 fn usable_host(h: &[u8]) -> Option<&str> {
-    let ok = !h.is_empty()
-        && h.len() <= 255
-        && h.iter().all(|&b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
-    if ok { std::str::from_utf8(h).ok() } else { None }
+    let h = std::str::from_utf8(h).ok()?;
+    let (host, port) = match h.rfind(':') {
+        Some(i) if !h[i..].contains(']') => (&h[..i], Some(&h[i + 1..])),
+        _ => (h, None),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let host_ok = match host.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        Some(v6) => !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+        None => crate::config::is_hostname(host),
+    };
+    (port_ok && host_ok).then_some(h)
 }
 
 /// `(server_url, server)`: `http://10.0.100.10:8080` and `10.0.100.10`.
@@ -79,6 +86,19 @@ fn base(req: &RouteRequest<'_>, inv: &Inventory) -> Option<(HString<300>, HStrin
         }
     }
     Some((url, host))
+}
+
+#[cfg(test)]
+#[test]
+fn host_headers() {
+    for ok in
+        ["10.0.100.10:8080", "10.0.100.10", "pxe.example.com:80", "[fd00::1]:8080", "[::1]", "localhost"]
+    {
+        assert_eq!(usable_host(ok.as_bytes()), Some(ok), "{ok}");
+    }
+    for bad in [".", "..:80", "a b", "x:", "x:123456", "x:8o", "[]:80", "[zz]", "a\nb", "", "-x", "a/b"] {
+        assert_eq!(usable_host(bad.as_bytes()), None, "{bad:?}");
+    }
 }
 
 fn peer_v4(req: &RouteRequest<'_>) -> Ipv4Addr {

@@ -88,6 +88,15 @@ fn describe(out: &mut Vec<u8>, m: &Machine<'_>) {
     }
 }
 
+/// `?mac=52-54-00-12-34-56` after an image URL: the static server ignores the query, the HTTP
+/// observer attributes the download to the machine by it (peer addresses can be shared or reused).
+fn mac_query(out: &mut Vec<u8>, m: &Machine<'_>) {
+    if let Some(mac) = m.mac {
+        out.extend_from_slice(b"?mac=");
+        write_mac(out, mac, b'-');
+    }
+}
+
 /// The per-machine install script: kernel, initrd(s), cmdline, then `boot`, retried. `efi`
 /// adds `initrd=<name>` for each initrd to the kernel line (the EFI stub loads initrds by name
 /// from iPXE's virtual file system; BIOS iPXE hands every initrd to the kernel itself).
@@ -120,6 +129,7 @@ pub fn boot(
         out.extend_from_slice(b"imgfree\n");
         let _ = write!(out, "kernel {base}");
         p.kernel.render(v, out);
+        mac_query(out, m);
         if efi {
             for (name, _) in &p.initrds {
                 let _ = write!(out, " initrd={name}");
@@ -135,6 +145,7 @@ pub fn boot(
         for (name, url) in &p.initrds {
             let _ = write!(out, "initrd --name {name} {base}");
             url.render(v, out);
+            mac_query(out, m);
             out.extend_from_slice(b" || goto ");
             next_label(out, k, retries);
             out.push(b'\n');

@@ -104,7 +104,7 @@ impl TftpService {
     }
 
     fn extra_file(&self, req_name: &[u8]) -> Option<PathBuf> {
-        let name = crate::ipxe::files::tftp_name(req_name)?;
+        let name = super::fs::normalize_name(req_name)?;
         self.extra.iter().find(|(n, _)| *n == name).map(|(_, p)| p.clone())
     }
 

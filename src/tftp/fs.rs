@@ -79,6 +79,24 @@ impl Root {
     }
 }
 
+/// A TFTP file name as a path below the root: `/a\b//c` -> `a/b/c`; `None` for `..`.
+pub fn normalize_name(name: &[u8]) -> Option<String> {
+    let mut out = String::new();
+    for comp in name.split(|&b| b == b'/' || b == b'\\') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return None,
+            c => {
+                if !out.is_empty() {
+                    out.push('/');
+                }
+                out.push_str(std::str::from_utf8(c).ok()?);
+            }
+        }
+    }
+    Some(out)
+}
+
 /// A file open for reading, shared by every session that reads it.
 #[derive(Debug)]
 pub struct OpenFile {
@@ -162,6 +180,13 @@ mod tests {
         assert_eq!(root.resolve(b"\\efi\\boot\\bootx64.efi"), Ok(p.join("efi/boot/bootx64.efi")));
         assert_eq!(root.resolve(b"//efi/./boot//bootx64.efi"), Ok(p.join("efi/boot/bootx64.efi")));
         assert_eq!(root.resolve(b"inside"), Ok(p.join("efi/boot/bootx64.efi")), "symlinks inside are fine");
+    }
+
+    #[test]
+    fn normalize_names() {
+        assert_eq!(normalize_name(b"/undionly.kpxe").as_deref(), Some("undionly.kpxe"));
+        assert_eq!(normalize_name(b"\\a\\b//./c").as_deref(), Some("a/b/c"));
+        assert_eq!(normalize_name(b"a/../b"), None);
     }
 
     #[test]

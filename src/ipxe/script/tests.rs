@@ -293,9 +293,9 @@ fn per_arch_images_from_one_profile() {
     let (_, x86) = f.get("/ipxe/node", &query("52-54-00-12-34-59", "efi", "x86_64"));
     assert_eq!(x86, arm.replace("arm64", "x86_64"), "only the arch differs");
     assert!(arm.contains(
-        "kernel http://10.0.100.10:8080/boot/nixos/arm64/bzImage initrd=initrd initrd=platform-profile.cpio"
+        "kernel http://10.0.100.10:8080/boot/nixos/arm64/bzImage?mac=52-54-00-12-34-59 initrd=initrd initrd=platform-profile.cpio"
     ));
     assert!(
-        arm.contains("initrd --name platform-profile.cpio http://10.0.100.10:8080/boot/fw/efi-mixed.cpio")
+        arm.contains("initrd --name platform-profile.cpio http://10.0.100.10:8080/boot/fw/efi-mixed.cpio?mac=52-54-00-12-34-59 ")
     );
 }
