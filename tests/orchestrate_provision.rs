@@ -324,3 +324,39 @@ fn a_node_that_never_becomes_ready_fails_at_the_ready_timeout() {
     assert_eq!(e[0].event, "failed");
     assert_eq!(e[0].detail.as_deref(), Some("not ready after 2s: lifecycle state ipxe"));
 }
+
+#[test]
+fn with_cluster_config_installs_each_nodes_first_boot_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = Rig::new(&[0, 3]);
+    let (code, out, err, _) = rig.provision(&["--nodes", "node04,node01", "--with-cluster-config"], "0");
+    assert_eq!(code, 0, "{out}\n{err}");
+    for (node, i) in [("node01", 0), ("node04", 3)] {
+        let root = rig.path(&format!("logs/extra-files/{node}"));
+        let call = rig.calls().into_iter().find(|c| c.0 == node).unwrap();
+        assert_eq!(
+            call.4,
+            format!(
+                "--flake /srv/provisioning#{node} -p {} --extra-files {} root@{}",
+                rig.ssh_port,
+                root.display(),
+                ip(i)
+            )
+        );
+        let file = root.join("etc/nixos/secrets/cluster-config.json");
+        let got = std::fs::read_to_string(&file).unwrap();
+        let want = Command::new(env!("CARGO_BIN_EXE_ferroboot"))
+            .args(["cluster-config", "--config", rig.path("ferroboot.toml").to_str().unwrap(), node])
+            .output()
+            .unwrap();
+        assert_eq!(got, String::from_utf8_lossy(&want.stdout));
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(rig.path("logs/extra-files/node04/etc/nixos/secrets/cluster-config.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v["bootstrap"], false);
+    assert_eq!(v["leader_url"], "https://node01.example.com:2379");
+}

@@ -42,6 +42,11 @@ pub struct ProvisionArgs {
     /// Pass --build-on-remote to nixos-anywhere (build on the target, as the runbook does).
     #[arg(long)]
     pub build_on_remote: bool,
+    /// Also install each node's cluster-config.json: written to
+    /// <log dir>/extra-files/<node>/etc/nixos/secrets/cluster-config.json (mode 0600) and passed
+    /// as nixos-anywhere --extra-files, so first boot finds it without a manual copy.
+    #[arg(long)]
+    pub with_cluster_config: bool,
     /// Longest one nixos-anywhere attempt may run before it is killed.
     #[arg(long, default_value = "30m", value_parser = dur, value_name = "D")]
     pub timeout: Duration,

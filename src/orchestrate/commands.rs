@@ -107,15 +107,30 @@ pub fn nixos_anywhere_argv(
     Ok(argv)
 }
 
+/// `<root>/etc/nixos/secrets/cluster-config.json`, where first boot reads it (mode 0600, as the
+/// first-boot README recommends).
+fn write_extra_files(root: &Path, cfg: &FirstBootConfig) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = root.join("etc/nixos/secrets");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("cluster-config.json");
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(cfg.to_json().as_bytes())
+}
+
 pub fn provision_main(a: &ProvisionArgs) -> ExitCode {
     let (_, c) = match load(&a.config) {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
     // The cluster-config must be sound before anything is installed with it.
-    if let Err(e) = checked_set(&c) {
-        return fail(e);
-    }
+    let set = match checked_set(&c) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let log_dir = a.log_dir.clone().unwrap_or_else(|| c.log_dir.clone());
     let chosen: Vec<&Member> = if a.all {
         c.members.iter().collect()
     } else {
@@ -133,10 +148,20 @@ pub fn provision_main(a: &ProvisionArgs) -> ExitCode {
     };
     let mut targets = Vec::new();
     for m in chosen {
-        let argv = match nixos_anywhere_argv(&c, m, &a.flake, a.build_on_remote) {
+        let mut argv = match nixos_anywhere_argv(&c, m, &a.flake, a.build_on_remote) {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
+        if a.with_cluster_config {
+            let cfg = set.iter().find(|x| x.node_id == m.hostname).expect("built for every member");
+            let root = log_dir.join("extra-files").join(&m.hostname);
+            if let Err(e) = write_extra_files(&root, cfg) {
+                return fail(format!("{}: {e}", root.display()));
+            }
+            // Before the final user@host argument.
+            let at = argv.len() - 1;
+            argv.splice(at..at, ["--extra-files".to_string(), root.display().to_string()]);
+        }
         let ip = m.ip_address.expect("checked by nixos_anywhere_argv");
         targets.push(Target {
             name: m.hostname.clone(),
@@ -155,7 +180,6 @@ pub fn provision_main(a: &ProvisionArgs) -> ExitCode {
         ready_timeout: a.ready_timeout,
         probe_interval: Duration::from_secs(2),
     };
-    let log_dir = a.log_dir.clone().unwrap_or_else(|| c.log_dir.clone());
     let boot: Vec<&str> = targets.iter().filter(|t| t.bootstrap).map(|t| t.name.as_str()).collect();
     let mut err = std::io::stderr();
     let live = err.is_terminal();
