@@ -165,11 +165,10 @@ impl Scheduler {
             Phase::Killing { attempt } => (*attempt, true),
             _ => return,
         };
-        let err = match result {
-            Ok(()) if !timed_out => return self.set(i, Phase::Done(Outcome::Installed), now),
-            _ if timed_out => format!("timed out after {}", fmt_duration(self.policy.attempt_timeout)),
-            Err(e) => e,
-            Ok(()) => unreachable!(),
+        let err = match (result, timed_out) {
+            (_, true) => format!("timed out after {}", fmt_duration(self.policy.attempt_timeout)),
+            (Ok(()), false) => return self.set(i, Phase::Done(Outcome::Installed), now),
+            (Err(e), false) => e,
         };
         if attempt < self.policy.attempts {
             let factor = 1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX);
