@@ -56,6 +56,9 @@ pub enum Command {
     ClusterConfig(crate::orchestrate::args::ClusterConfigArgs),
     /// Cluster operations: `cluster check` runs the runbook's health checks.
     Cluster(crate::orchestrate::args::ClusterArgs),
+    /// Simulate N PXE machines booting at once against any PXE server (DHCP, TFTP, HTTP) and
+    /// report per-phase latency percentiles, throughput, failures and retries.
+    Loadgen(crate::loadgen::LoadgenArgs),
     /// One-line mode (like pixiecore): every PXE machine boots this kernel and initrd, no config.
     Boot(crate::ipxe::boot_cmd::BootArgs),
 }

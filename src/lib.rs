@@ -14,6 +14,7 @@ pub mod dhcp;
 pub mod http;
 pub mod ipxe;
 pub mod lifecycle;
+pub mod loadgen;
 pub mod logging;
 pub mod net;
 pub mod orchestrate;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Provision(a) => ferroboot::orchestrate::commands::provision_main(&a),
         Command::ClusterConfig(a) => ferroboot::orchestrate::commands::cluster_config_main(&a),
         Command::Cluster(a) => ferroboot::orchestrate::commands::cluster_main(&a),
+        Command::Loadgen(args) => ferroboot::loadgen::main(args),
         Command::Boot(args) => ferroboot::ipxe::boot_cmd::main(args),
         Command::Serve(args) => {
             ferroboot::logging::init(args.log_format);
