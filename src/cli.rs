@@ -16,7 +16,11 @@ Examples:
   ferroboot check-config /etc/ferroboot.toml
 
   # Fetch a file the way the runbook checks it
-  tftp localhost -c get undionly.kpxe /tmp/test.kpxe";
+  tftp localhost -c get undionly.kpxe /tmp/test.kpxe
+
+  # Where is every machine in its install? Boot node01 into the installer again.
+  ferroboot status
+  ferroboot node reinstall 52:54:00:12:34:56";
 
 #[derive(Debug, Parser)]
 #[command(name = "ferroboot", version, about = "Network-boot server: DHCP/ProxyDHCP, TFTP, HTTP and iPXE in one binary", after_help = EXAMPLES)]
@@ -56,6 +60,11 @@ pub enum Command {
     ClusterConfig(crate::orchestrate::args::ClusterConfigArgs),
     /// Cluster operations: `cluster check` runs the runbook's health checks.
     Cluster(crate::orchestrate::args::ClusterArgs),
+    /// Show every node's lifecycle state (a running server's API): MAC, hostname, profile,
+    /// state, time in state, last event.
+    Status(crate::lifecycle::client::StatusArgs),
+    /// Act on one node through a running server's API (`node reinstall MAC`).
+    Node(crate::lifecycle::client::NodeArgs),
     /// Simulate N PXE machines booting at once against any PXE server (DHCP, TFTP, HTTP) and
     /// report per-phase latency percentiles, throughput, failures and retries.
     Loadgen(crate::loadgen::LoadgenArgs),

@@ -6,6 +6,7 @@
 //!   interface discovery.
 //! - [`tftp`]: wire format, option negotiation, the sans-IO session, and its driver.
 //! - [`dhcp`], [`http`], [`ipxe`], [`orchestrate`]: the other protocols and the node lifecycle.
+//! - [`journal`]: the crash-safe append-only record file (DHCP leases, node lifecycle).
 //! - [`serve`]: wires the configured services onto one event loop.
 
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod dhcp;
 pub mod http;
 pub mod ipxe;
+pub mod journal;
 pub mod lifecycle;
 pub mod loadgen;
 pub mod logging;
@@ -21,3 +23,6 @@ pub mod orchestrate;
 pub mod serve;
 pub mod status;
 pub mod tftp;
+
+#[cfg(test)]
+mod test_alloc;

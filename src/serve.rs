@@ -3,8 +3,8 @@
 
 use crate::cli::{DhcpArg, ServeArgs};
 use crate::config::{Config, DhcpMode};
-use crate::http::{HttpLimits, HttpService};
-use crate::lifecycle::{NoLifecycle, NodeState};
+use crate::http::{HttpLimits, HttpService, Match};
+use crate::lifecycle::{LifecycleService, NoLifecycle, NodeState, Observer, Store, api::Api};
 use crate::net::{EventLoop, iface};
 use crate::status::Status;
 use crate::tftp::driver::{TftpService, TftpSettings, blksize_for_mtu};
@@ -88,8 +88,31 @@ pub fn http_limits(c: &Config) -> HttpLimits {
     }
 }
 
-/// Runs the services until a stop signal.
+/// The node lifecycle store under the state dir; when it cannot be opened (no write access, held
+/// by another server) the lifecycle is kept in memory only, and the log says so.
+pub fn open_store(c: &Config) -> Store {
+    match Store::open(c) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("lifecycle: {e}: node states are kept in memory only and lost at exit");
+            let (known, files) = crate::lifecycle::store::inventory(c);
+            Store::in_memory(&known, files, crate::lifecycle::store::now_ms)
+        }
+    }
+}
+
+/// Runs the services, with the node lifecycle, until a stop signal.
 pub fn run(c: &Config) -> Result<(), BoxError> {
+    run_services(c, true)
+}
+
+/// [`run`] without the node lifecycle (`ferroboot boot`: every machine boots the same images
+/// every time; no journal, no `/api/v1/`).
+pub fn run_without_lifecycle(c: &Config) -> Result<(), BoxError> {
+    run_services(c, false)
+}
+
+fn run_services(c: &Config, keep_lifecycle: bool) -> Result<(), BoxError> {
     if let Some(i) = &c.interface {
         if iface::by_name(i).is_none() {
             return Err(format!("interface {i:?} does not exist").into());
@@ -99,23 +122,33 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
         log::warn!("state dir {}: {e}", c.state_dir.display());
     }
     let status = Rc::new(Status::default());
+    let store = keep_lifecycle.then(|| Rc::new(open_store(c)));
+    let observer: Rc<dyn Observer> = match &store {
+        Some(s) => s.clone(),
+        None => Rc::new(NoLifecycle),
+    };
     // iPXE: the builds served from outside the root (a missing configured one stops us here),
     // the inventory the scripts come from, and the lifecycle they consult.
     let served = crate::ipxe::files::served_files(c).map_err(|e| -> BoxError { e.into() })?;
     let inventory = Rc::new(crate::ipxe::Inventory::from_config(c).map_err(|e| -> BoxError { e.into() })?);
-    let lifecycle: Rc<dyn NodeState> = Rc::new(NoLifecycle);
+    let lifecycle: Rc<dyn NodeState> = match &store {
+        Some(s) => s.clone(),
+        None => Rc::new(NoLifecycle),
+    };
     let mut ev = EventLoop::new()?;
     if c.dhcp.mode != DhcpMode::Off {
         let s = crate::dhcp::driver::settings_from_config(c)
             .map_err(|e| -> BoxError { format!("dhcp: {e}").into() })?;
-        let svc = crate::dhcp::driver::DhcpService::new(s, Rc::clone(&status))
+        let mut svc = crate::dhcp::driver::DhcpService::new(s, Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("dhcp: {e}").into() })?;
+        svc.set_observer(observer.clone());
         ev.add(Box::new(svc))?;
     }
     if c.tftp.enabled {
         let s = tftp_settings(c);
         let mut svc = TftpService::new(s.clone(), Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("tftp: {e}").into() })?;
+        svc.set_observer(observer.clone());
         for f in &served {
             if let Some(p) = &f.path {
                 svc.add_file(&f.name, p.clone());
@@ -127,6 +160,10 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
         let addr = std::net::SocketAddr::from((c.listen, c.http.port));
         let mut svc = HttpService::new(addr, c.root.clone(), http_limits(c), Rc::clone(&status))
             .map_err(|e| -> BoxError { format!("http: {e}").into() })?;
+        svc.set_observer(observer.clone());
+        if let Some(store) = &store {
+            svc.add_route(Match::Prefix(crate::lifecycle::api::PREFIX), Box::new(Api::new(store.clone())));
+        }
         for f in &served {
             svc.add_file(&f.name, f.path.as_deref(), f.top_level)
                 .map_err(|e| -> BoxError { format!("http: {}: {e}", f.name).into() })?;
@@ -150,6 +187,9 @@ pub fn run(c: &Config) -> Result<(), BoxError> {
     }
     if !c.tftp.enabled && !c.http.enabled && c.dhcp.mode == DhcpMode::Off {
         return Err("no service is enabled".into());
+    }
+    if let Some(store) = store {
+        ev.add(Box::new(LifecycleService(store)))?;
     }
     ev.run(true, || false)?;
     Ok(())

@@ -14,7 +14,13 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 
-use ferroboot::http::HttpLimits;
+use ferroboot::http::{HttpLimits, Match};
+use ferroboot::lifecycle::{NodeState, Step, Store, api::Api};
+use std::rc::Rc;
+use std::sync::Mutex;
+
+/// The allocator counts every thread: the two tests must not run at once.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Reads one response into `buf` (fixed), returns (status, body length). No allocation.
 fn one_response(c: &mut TcpStream, buf: &mut [u8], head_only: bool) -> (u16, usize) {
@@ -93,34 +99,62 @@ fn round(addr: SocketAddr, keep: &mut TcpStream, buf: &mut [u8]) {
     assert_eq!(one_response(&mut c, buf, false), (200, 24));
 }
 
-#[test]
-fn steady_state_requests_do_not_allocate() {
-    let t = http_support::tree();
+/// The service with the iPXE builds and script routes; with `follow`, the node lifecycle is
+/// attached too (observer of static files, the scripts' `NodeState`, the API), `node01` is
+/// already installed and machines outside the inventory are ignored, so every round repeats the
+/// same observations: 52:54:00:12:34:56 fetches its `exit` script (it is `local` after round 1)
+/// from 127.0.0.1, which makes every static file of the round its download (its profile's kernel
+/// and initrd included: refused transitions in `local`, bytes counted).
+fn serve(t: &http_support::Tree, follow: bool) -> http_support::Server {
     let efi = t.dir.path().join("usr-lib-ipxe/ipxe.efi");
     std::fs::create_dir_all(efi.parent().unwrap()).unwrap();
     std::fs::write(&efi, vec![0x4d; 65_536]).unwrap();
-    let s = http_support::start_setup(
+    http_support::start_setup(
         &t.root,
         HttpLimits { max_connections: 64, write_budget: 64 << 10, ..HttpLimits::default() },
         |_| {},
         move |svc| {
             svc.add_file("ipxe.efi", Some(&efi), true).unwrap();
-            let c = ferroboot::config::Config::from_toml(
-                std::path::Path::new("alloc.toml"),
+            let toml = if follow {
+                "[ipxe]\nunknown = \"ignore\"\n[nodes.\"52:54:00:12:34:56\"]\nprofile = \"p\"\nhostname = \"node01\"\n\
+                 [profiles.p]\nkernel = \"nixos/control-plane/bzImage\"\ninitrd = [\"nixos/control-plane/initrd\"]\n\
+                 cmdline = \"h={hostname} m={mac} ip={ip}\"\n"
+            } else {
                 "[nodes.\"52:54:00:12:34:56\"]\nprofile = \"p\"\nhostname = \"node01\"\n\
-                 [profiles.p]\nkernel = \"k\"\ninitrd = [\"i1\", \"i2\"]\ncmdline = \"h={hostname} m={mac} ip={ip}\"\n",
-            )
-            .unwrap();
-            let inv = std::rc::Rc::new(ferroboot::ipxe::Inventory::from_config(&c).unwrap());
+                 [profiles.p]\nkernel = \"k\"\ninitrd = [\"i1\", \"i2\"]\ncmdline = \"h={hostname} m={mac} ip={ip}\"\n"
+            };
+            let c = ferroboot::config::Config::from_toml(std::path::Path::new("alloc.toml"), toml).unwrap();
+            let inv = Rc::new(ferroboot::ipxe::Inventory::from_config(&c).unwrap());
+            let life: Rc<dyn NodeState> = if follow {
+                let (known, files) = ferroboot::lifecycle::store::inventory(&c);
+                let store = Rc::new(Store::in_memory(&known, files, ferroboot::lifecycle::store::now_ms));
+                let mac = known[0].mac;
+                store.event(mac, Step::Booted, "").unwrap();
+                store.event(mac, Step::Installed, "").unwrap();
+                svc.set_observer(store.clone());
+                svc.add_route(
+                    Match::Prefix(ferroboot::lifecycle::api::PREFIX),
+                    Box::new(Api::new(store.clone())),
+                );
+                store
+            } else {
+                Rc::new(ferroboot::lifecycle::NoLifecycle)
+            };
             // Not /boot/ipxe/boot.ipxe: the static requests above use that file of the tree.
-            let life = std::rc::Rc::new(ferroboot::lifecycle::NoLifecycle);
             ferroboot::ipxe::route::register(inv, life, |m, r| {
-                if m != ferroboot::http::Match::Exact("/boot/ipxe/boot.ipxe") {
+                if m != Match::Exact("/boot/ipxe/boot.ipxe") {
                     svc.add_route(m, r)
                 }
             });
         },
-    );
+    )
+}
+
+#[test]
+fn steady_state_requests_do_not_allocate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = http_support::tree();
+    let s = serve(&t, false);
     let addr = s.addr;
     let mut keep = TcpStream::connect(addr).unwrap();
     let mut buf = vec![0u8; 1 << 20];
@@ -135,6 +169,50 @@ fn steady_state_requests_do_not_allocate() {
     let after = ALLOCS.load(Ordering::SeqCst);
     println!("{} requests, {} allocations", N * (REQS.len() + 1), after - before);
     assert_eq!(after - before, 0, "allocations during {} steady-state requests", N * (REQS.len() + 1));
+    drop(keep);
+    s.stop();
+}
+
+/// The same rounds with the node lifecycle attached and following the client's address (see
+/// [`serve`]): a repeat of the same observation must not allocate either.
+#[test]
+fn steady_state_requests_of_a_followed_node_do_not_allocate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = http_support::tree();
+    let s = serve(&t, true);
+    let addr = s.addr;
+    let mut keep = TcpStream::connect(addr).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..20 {
+        round(addr, &mut keep, &mut buf);
+    }
+    let before = ALLOCS.load(Ordering::SeqCst);
+    const N: usize = 200;
+    for _ in 0..N {
+        round(addr, &mut keep, &mut buf);
+    }
+    let after = ALLOCS.load(Ordering::SeqCst);
+    assert_eq!(
+        after - before,
+        0,
+        "allocations during {} followed steady-state requests",
+        N * (REQS.len() + 1)
+    );
+    // The lifecycle saw them (read through the API): local after its exit script, and the bytes
+    // of every static file of every round.
+    keep.write_all(b"GET /api/v1/nodes/52:54:00:12:34:56 HTTP/1.1\r\n\r\n").unwrap();
+    let (status, len) = one_response(&mut keep, &mut buf, false);
+    assert_eq!(status, 200);
+    let start = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let v: serde_json::Value = serde_json::from_slice(&buf[start..start + len]).unwrap();
+    assert_eq!(v["state"], "local", "{v}");
+    assert_eq!(v["ip_address"], "127.0.0.1");
+    // Round 1's files came before its script taught the address (all but its last, fresh
+    // connection's boot.ipxe): 219 rounds of 100,000 + 100 + 2 (bzImage and ranges) + 300,000
+    // (initrd) + 65,536 + 10 (ipxe.efi at the top level and below /boot/) + 24 (boot.ipxe), and
+    // 24; 304s, 404s, 416s and HEAD send no file bytes.
+    let round = 100_000 + 100 + 2 + 300_000 + 65_536 + 10 + 24;
+    assert_eq!(v["bytes_served"].as_u64(), Some(219 * round + 24), "{v}");
     drop(keep);
     s.stop();
 }

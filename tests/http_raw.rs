@@ -237,3 +237,45 @@ fn shutdown_closes_idle_connections_and_finishes_transfers() {
     assert_eq!(total - head_len, 64 << 20, "transfer in flight completed before exit");
     stopper.join().unwrap();
 }
+
+#[test]
+fn request_bodies_are_framed_bounded_and_timed() {
+    let t = tree();
+    let limits = HttpLimits { header_timeout: Duration::from_millis(300), ..HttpLimits::default() };
+    let s = start(&t.root, limits);
+    // A complete body is read (and refused by the static tree: 405), the connection kept.
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.write_all(b"POST /boot/nixos/control-plane/bzImage HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /health HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let r = read_responses(&mut c, 2);
+    assert_eq!((r[0].status, r[1].status), (405, 200));
+    assert_eq!(r[0].header("allow"), Some("GET, HEAD"));
+    // A body that stalls is held to the head's deadline: closed, no answer.
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    let started = Instant::now();
+    c.write_all(b"POST /health HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    let took = started.elapsed();
+    assert!(buf.is_empty(), "{:?}", String::from_utf8_lossy(&buf));
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "closed after {took:?}");
+    // Over 16 KiB: 413 at once, without reading the body; chunked: 411. Both close.
+    for (head, status) in [
+        (&b"POST /health HTTP/1.1\r\nContent-Length: 16385\r\n\r\n"[..], 413),
+        (b"POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 411),
+    ] {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        c.write_all(head).unwrap();
+        let mut all = Vec::new();
+        c.read_to_end(&mut all).unwrap();
+        let text = String::from_utf8_lossy(&all);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
+        assert!(text.contains("Connection: close"), "{text}");
+    }
+    // A route that takes no POST (/health) answers 405 after reading the body.
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.write_all(b"POST /health HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi").unwrap();
+    let r = read_responses(&mut c, 1);
+    assert_eq!(r[0].status, 405);
+}

@@ -29,9 +29,12 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         assert!(req.head_len > 0 && req.head_len <= data.len() - at && req.head_len <= limit);
-        if req.has_body {
-            assert!(!req.keep_alive);
+        // Only a body we cannot delimit (Transfer-Encoding) forbids reuse; a Content-Length
+        // body is read and the connection kept.
+        if req.transfer_encoding {
+            assert!(!req.keep_alive && req.has_body);
         }
+        assert_eq!(req.has_body, req.transfer_encoding || req.content_length > 0);
         let (path, _query) = split_target(req.target);
         let decision = ROUTER.with(|r| r.decide(path));
         if let Decision::Static(rel) = decision {

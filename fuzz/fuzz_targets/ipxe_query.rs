@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
             peer: "10.0.100.77:1000".parse().unwrap(),
             host,
             user_agent: None,
+            body: b"",
         };
         let mut body = Vec::new();
         let reply = route.respond(&req, &mut body);

@@ -23,6 +23,7 @@ use super::server::{
 };
 use super::wire::MessageType;
 use crate::config::{Config, DhcpMode};
+use crate::lifecycle::{NoLifecycle, Observer};
 use crate::net::{Service, iface, sock};
 use crate::status::{Counters, ServiceState, Status};
 use mio::net::UdpSocket;
@@ -152,6 +153,8 @@ pub struct DhcpService {
     ifaces_at: Option<Instant>,
     base: usize,
     status: Rc<Status>,
+    /// Told about boot decisions and client addresses (the node lifecycle).
+    observer: Rc<dyn Observer>,
 }
 
 fn unix_now() -> u64 {
@@ -221,8 +224,15 @@ impl DhcpService {
             ifaces_at: None,
             base: 0,
             status,
+            observer: Rc::new(NoLifecycle),
             settings,
         })
+    }
+
+    /// Who is told about boot decisions and the addresses clients have (the node lifecycle;
+    /// nobody by default).
+    pub fn set_observer(&mut self, observer: Rc<dyn Observer>) {
+        self.observer = observer;
     }
 
     /// The sans-IO server (for tests and status).
@@ -285,6 +295,7 @@ impl DhcpService {
             let data = &self.rbuf[..meta.len];
             let o = self.server.handle_packet(now, data, &arrival, slot);
             log_outcome(data, &o, &arrival);
+            observe(&*self.observer, &self.settings.server.policy, data, &o, &arrival);
             self.count(o.event);
             if let Some(rec) = o.journal {
                 if let Some(j) = self.journal.as_mut() {
@@ -430,11 +441,13 @@ fn log_outcome(data: &[u8], o: &super::server::Outcome, a: &Arrival) {
                 },
             };
             match o.boot {
-                Some((k, why)) => log::info!(
-                    "dhcp: {kind} {ip} to {} (xid {xid:#010x}) via if {}: {}; boot {k:?}: {why}",
+                Some(b) => log::info!(
+                    "dhcp: {kind} {ip} to {} (xid {xid:#010x}) via if {}: {}; boot {:?}: {}",
                     Mac(chaddr),
                     a.ifindex,
-                    o.reason
+                    o.reason,
+                    b.kind,
+                    b.reason
                 ),
                 None => log::info!(
                     "dhcp: {kind} {ip} to {} (xid {xid:#010x}) via if {}: {}",
@@ -442,6 +455,51 @@ fn log_outcome(data: &[u8], o: &super::server::Outcome, a: &Arrival) {
                     a.ifindex,
                     o.reason
                 ),
+            }
+        }
+    }
+}
+
+/// Tells the lifecycle what this exchange showed: a boot decision the client takes (an ACK from
+/// us as the server; any answer as a ProxyDHCP, whose client gets its address elsewhere), and
+/// the client's address (the ACK's yiaddr, else ciaddr, else the source of a direct request).
+/// Allocation-free: everything is read from the packet in place.
+fn observe(
+    obs: &dyn Observer,
+    policy: &super::pxe::PolicyConfig,
+    data: &[u8],
+    o: &super::server::Outcome,
+    a: &Arrival,
+) {
+    let (Some(&[1, 6]), Some(chaddr)) = (data.get(1..3).map(|h| [h[0], h[1]]).as_ref(), data.get(28..34))
+    else {
+        return;
+    };
+    let Ok(mac) = <[u8; 6]>::try_from(chaddr) else { return };
+    let quad = |r: std::ops::Range<usize>| {
+        data.get(r).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3])).filter(|ip| !ip.is_unspecified())
+    };
+    let acked = o
+        .reply
+        .filter(|r| r.message_type == MessageType::Ack)
+        .map(|r| r.yiaddr)
+        .filter(|ip| !ip.is_unspecified());
+    let direct = (quad(24..28).is_none() && !a.src.ip().is_unspecified()).then(|| *a.src.ip());
+    let ip = acked.or(quad(12..16)).or(direct);
+    let taken = matches!(o.event, Event::Acked | Event::ProxyOffered | Event::ProxyAcked);
+    match o.boot {
+        Some(b) if taken => {
+            let what = match b.kind {
+                super::pxe::DecisionKind::TftpBinary => "iPXE binary over TFTP",
+                super::pxe::DecisionKind::IpxeScript => "iPXE script",
+                super::pxe::DecisionKind::HttpBoot => "UEFI HTTP boot",
+                super::pxe::DecisionKind::NotPxe => return,
+            };
+            obs.dhcp_boot(mac, what, b.arch, b.file(policy), ip);
+        }
+        _ => {
+            if let Some(ip) = ip.filter(|_| o.event != Event::Ignored && o.event != Event::Malformed) {
+                obs.ip_seen(mac, ip);
             }
         }
     }
@@ -600,6 +658,123 @@ impl Service for DhcpService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dhcp::pxe::{DecisionKind, Family};
+    use crate::dhcp::server::{BootNote, Outcome, ReplyPlan};
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct Seen(RefCell<Vec<String>>);
+
+    impl Observer for Seen {
+        fn dhcp_boot(
+            &self,
+            mac: [u8; 6],
+            what: &'static str,
+            arch: Option<u16>,
+            file: &str,
+            ip: Option<Ipv4Addr>,
+        ) {
+            self.0.borrow_mut().push(format!("boot {} {what} {arch:?} {file} {ip:?}", Mac(&mac)));
+        }
+        fn ip_seen(&self, mac: [u8; 6], ip: Ipv4Addr) {
+            self.0.borrow_mut().push(format!("ip {} {ip}", Mac(&mac)));
+        }
+    }
+
+    fn packet(ciaddr: [u8; 4], giaddr: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0u8; 300];
+        p[..3].copy_from_slice(&[1, 1, 6]);
+        p[12..16].copy_from_slice(&ciaddr);
+        p[24..28].copy_from_slice(&giaddr);
+        p[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 7]);
+        p
+    }
+
+    fn outcome(event: Event, mt: MessageType, yiaddr: [u8; 4], kind: Option<DecisionKind>) -> Outcome {
+        Outcome {
+            event,
+            reply: Some(ReplyPlan {
+                len: 300,
+                message_type: mt,
+                delivery: Delivery::Broadcast,
+                yiaddr: yiaddr.into(),
+                server_id: Ipv4Addr::new(10, 0, 0, 1),
+            }),
+            journal: None,
+            reason: "",
+            boot: kind.map(|kind| BootNote { kind, reason: "", arch: Some(7), family: Some(Family::EfiX64) }),
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_sees_taken_boot_decisions_and_client_addresses() {
+        let policy = PolicyConfig::new(Mode::Server, Ipv4Addr::new(10, 0, 0, 1), 8080);
+        let arrival = |src: [u8; 4], port| Arrival {
+            ifindex: 1,
+            local_addr: Ipv4Addr::new(10, 0, 0, 1),
+            subnet: None,
+            port,
+            src: SocketAddrV4::new(src.into(), 68),
+        };
+        let seen = Seen::default();
+        let tftp = Some(DecisionKind::TftpBinary);
+        // An OFFER is not taken yet; the ACK is, with its yiaddr.
+        observe(
+            &seen,
+            &policy,
+            &packet([0; 4], [0; 4]),
+            &outcome(Event::Offered, MessageType::Offer, [10, 0, 0, 50], tftp),
+            &arrival([0; 4], 67),
+        );
+        observe(
+            &seen,
+            &policy,
+            &packet([0; 4], [0; 4]),
+            &outcome(Event::Acked, MessageType::Ack, [10, 0, 0, 50], tftp),
+            &arrival([0; 4], 67),
+        );
+        // ProxyDHCP: the offer is the decision; the address is ciaddr, else the source.
+        let script = Some(DecisionKind::IpxeScript);
+        observe(
+            &seen,
+            &policy,
+            &packet([10, 0, 0, 60], [0; 4]),
+            &outcome(Event::ProxyOffered, MessageType::Offer, [0; 4], script),
+            &arrival([0; 4], 67),
+        );
+        observe(
+            &seen,
+            &policy,
+            &packet([0; 4], [0; 4]),
+            &outcome(Event::ProxyAcked, MessageType::Ack, [0; 4], Some(DecisionKind::HttpBoot)),
+            &arrival([10, 0, 0, 61], 4011),
+        );
+        // A relayed renewal without boot information: ciaddr, not the relay's address.
+        observe(
+            &seen,
+            &policy,
+            &packet([10, 0, 0, 62], [10, 0, 9, 1]),
+            &outcome(Event::Acked, MessageType::Ack, [0; 4], None),
+            &arrival([10, 0, 9, 1], 67),
+        );
+        // A relayed request with neither: nothing to learn.
+        observe(
+            &seen,
+            &policy,
+            &packet([0; 4], [10, 0, 9, 1]),
+            &outcome(Event::Naked, MessageType::Nak, [0; 4], None),
+            &arrival([10, 0, 9, 1], 67),
+        );
+        assert_eq!(
+            *seen.0.borrow(),
+            [
+                "boot 02:00:00:00:00:07 iPXE binary over TFTP Some(7) ipxe.efi Some(10.0.0.50)",
+                "boot 02:00:00:00:00:07 iPXE script Some(7) http://10.0.0.1:8080/boot.ipxe Some(10.0.0.60)",
+                "boot 02:00:00:00:00:07 UEFI HTTP boot Some(7) http://10.0.0.1:8080/ipxe.efi Some(10.0.0.61)",
+                "ip 02:00:00:00:00:07 10.0.0.62",
+            ]
+        );
+    }
 
     #[test]
     fn ipv4_and_udp_checksums_verify() {

@@ -8,19 +8,21 @@
 //! payload: kind u8 | ip [4] | expires u64 LE (unix seconds) | mac [6] | key_len u8 | key
 //! ```
 //!
-//! Records are buffered by [`Journal::append`] and reach the disk in [`Journal::sync`] (one
-//! `write` + `fdatasync` for all of them); the driver calls `sync` before it sends the ACKs, so
-//! an ACK never leaves before its lease is durable. [`Journal::open`] replays the file and
+//! The framing, buffering, torn-tail repair and compaction are [`crate::journal`]'s (shared with
+//! the node lifecycle journal); this file is the lease payload and how records fold into live
+//! leases. Records are buffered by [`Journal::append`] and reach the disk in [`Journal::sync`]
+//! (one `write` + `fdatasync` for all of them); the driver calls `sync` before it sends the ACKs,
+//! so an ACK never leaves before its lease is durable. [`Journal::open`] replays the file and
 //! truncates a torn or corrupt tail (a crash mid-write) at the last good record.
 //! [`Journal::compact`] rewrites the live leases to a temporary file, fsyncs it and renames it
 //! over the journal once it has grown past [`Journal::needs_compaction`]'s threshold.
 
+use crate::journal;
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The journal's file name inside the state directory.
 pub const FILE_NAME: &str = "dhcp-leases.journal";
@@ -28,7 +30,6 @@ pub const FILE_NAME: &str = "dhcp-leases.journal";
 pub const MAGIC: [u8; 8] = *b"FBLEASE1";
 /// Bytes of a client key kept verbatim; longer identifiers are shortened with a hash.
 pub const KEY_MAX: usize = 40;
-const REC_HEADER: usize = 6;
 const FIXED_PAYLOAD: usize = 1 + 4 + 8 + 6 + 1;
 
 /// How a client is identified: option 61 when it sends one, else `htype` + `chaddr` (EDK2 sends
@@ -149,18 +150,21 @@ pub struct LeaseRecord {
 impl LeaseRecord {
     /// Appends the framed record to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let key = self.key.as_bytes();
         let mut p = [0u8; FIXED_PAYLOAD + KEY_MAX];
+        let n = self.payload(&mut p);
+        journal::frame(&p[..n], out);
+    }
+
+    /// The record's payload (what [`journal::frame`] frames) in `p`; returns its length.
+    fn payload(&self, p: &mut [u8; FIXED_PAYLOAD + KEY_MAX]) -> usize {
+        let key = self.key.as_bytes();
         p[0] = self.kind.to_u8();
         p[1..5].copy_from_slice(&self.ip.octets());
         p[5..13].copy_from_slice(&self.expires.to_le_bytes());
         p[13..19].copy_from_slice(&self.mac);
         p[19] = key.len() as u8;
         p[20..20 + key.len()].copy_from_slice(key);
-        let payload = &p[..FIXED_PAYLOAD + key.len()];
-        out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        out.extend_from_slice(payload);
+        FIXED_PAYLOAD + key.len()
     }
 
     fn decode(p: &[u8]) -> Option<LeaseRecord> {
@@ -183,23 +187,7 @@ impl LeaseRecord {
 /// Decodes records from a journal image. Returns the records and the length of the good prefix
 /// (everything after it is a torn or corrupt tail). A bad magic gives an empty good prefix.
 pub fn decode_all(data: &[u8]) -> (Vec<LeaseRecord>, usize) {
-    let mut out = Vec::new();
-    if data.len() < MAGIC.len() || data[..MAGIC.len()] != MAGIC {
-        return (out, 0);
-    }
-    let mut pos = MAGIC.len();
-    while let Some(h) = data.get(pos..pos + REC_HEADER) {
-        let len = usize::from(u16::from_le_bytes([h[0], h[1]]));
-        let crc = u32::from_le_bytes([h[2], h[3], h[4], h[5]]);
-        let Some(payload) = data.get(pos + REC_HEADER..pos + REC_HEADER + len) else { break };
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        let Some(rec) = LeaseRecord::decode(payload) else { break };
-        out.push(rec);
-        pos += REC_HEADER + len;
-    }
-    (out, pos)
+    journal::decode_frames(data, &MAGIC, LeaseRecord::decode)
 }
 
 /// Folds a record sequence into the live state: the last Lease/Decline per address wins, a
@@ -243,21 +231,10 @@ pub fn fold(records: &[LeaseRecord]) -> Vec<LeaseRecord> {
     live.into_iter().map(|(_, r)| r).collect()
 }
 
-/// An open journal.
+/// An open lease journal (a [`journal::Journal`] of [`LeaseRecord`]s).
 #[derive(Debug)]
 pub struct Journal {
-    path: PathBuf,
-    file: File,
-    /// Encoded records not yet written.
-    pending: Vec<u8>,
-    pending_records: usize,
-    /// Bytes in the file.
-    len: u64,
-    /// Records in the file.
-    records: usize,
-    /// Compact when the file holds more than `factor` × live records (and at least `min`).
-    pub compact_factor: usize,
-    pub compact_min_records: usize,
+    inner: journal::Journal,
 }
 
 /// What [`Journal::open`] found.
@@ -271,139 +248,78 @@ pub struct Replay {
     pub truncated: u64,
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 impl Journal {
     /// Opens (creating if needed) `<dir>/dhcp-leases.journal`, replays it and cuts off a torn
     /// or corrupt tail, so later appends follow the last good record.
     pub fn open(dir: &Path) -> io::Result<(Journal, Replay)> {
-        let path = dir.join(FILE_NAME);
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)?;
-        let (records, good) = if data.is_empty() {
-            file.write_all(&MAGIC)?;
-            file.sync_all()?;
-            sync_dir(dir)?;
-            (Vec::new(), MAGIC.len())
-        } else {
-            decode_all(&data)
-        };
-        let mut truncated = 0;
-        if good == 0 {
-            // Not a journal of ours: keep it aside rather than destroy it.
-            let aside = dir.join(format!("{FILE_NAME}.corrupt"));
-            std::fs::rename(&path, &aside)?;
-            log::warn!("dhcp: {} has no journal header; moved to {}", path.display(), aside.display());
-            return Journal::open(dir);
-        }
-        if (good as u64) < data.len() as u64 {
-            truncated = data.len() as u64 - good as u64;
-            file.set_len(good as u64)?;
-            file.sync_all()?;
-        }
-        file.seek(SeekFrom::Start(good as u64))?;
-        let n = records.len();
-        let live = fold(&records);
-        let j = Journal {
-            path,
-            file,
-            pending: Vec::with_capacity(64 << 10),
-            pending_records: 0,
-            len: good as u64,
-            records: n,
-            compact_factor: 4,
-            compact_min_records: 1024,
-        };
-        Ok((j, Replay { live, records: n, truncated }))
+        let (inner, opened) = journal::Journal::open(dir, FILE_NAME, MAGIC, LeaseRecord::decode)?;
+        let records = opened.records.len();
+        let live = fold(&opened.records);
+        Ok((Journal { inner }, Replay { live, records, truncated: opened.truncated }))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.inner.path()
     }
 
     /// Bytes in the file (not counting buffered records).
     pub fn len(&self) -> u64 {
-        self.len
+        self.inner.len()
     }
 
     /// True when nothing but the header has been written.
     pub fn is_empty(&self) -> bool {
-        self.records == 0
+        self.inner.is_empty()
     }
 
     /// Records in the file.
     pub fn records(&self) -> usize {
-        self.records
+        self.inner.records()
     }
 
     /// True when records are buffered and not yet durable.
     pub fn has_pending(&self) -> bool {
-        self.pending_records > 0
+        self.inner.has_pending()
+    }
+
+    /// Compaction thresholds: compact when the file holds more than `factor` × live records and
+    /// at least `min_records`.
+    pub fn set_compaction(&mut self, factor: usize, min_records: usize) {
+        self.inner.compact_factor = factor;
+        self.inner.compact_min_records = min_records;
     }
 
     /// Buffers a record; it is durable after the next successful [`Journal::sync`].
     pub fn append(&mut self, rec: &LeaseRecord) {
-        rec.encode(&mut self.pending);
-        self.pending_records += 1;
+        let mut p = [0u8; FIXED_PAYLOAD + KEY_MAX];
+        let n = rec.payload(&mut p);
+        self.inner.append(&p[..n]);
     }
 
     /// Writes the buffered records and `fdatasync`s. On error the buffered records are dropped
     /// (the caller must not send the ACKs they stand for) and the file is cut back to its last
     /// good length.
     pub fn sync(&mut self) -> io::Result<()> {
-        if self.pending_records == 0 {
-            return Ok(());
-        }
-        let res = self.file.write_all(&self.pending).and_then(|()| self.file.sync_data());
-        match res {
-            Ok(()) => {
-                self.len += self.pending.len() as u64;
-                self.records += self.pending_records;
-            }
-            Err(_) => {
-                let _ = self.file.set_len(self.len);
-                let _ = self.file.seek(SeekFrom::Start(self.len));
-            }
-        }
-        self.pending.clear();
-        self.pending_records = 0;
-        res
+        self.inner.sync()
     }
 
-    /// True when the file holds more than `compact_factor` × `live` records.
+    /// True when the file holds more than the compaction factor × `live` records.
     pub fn needs_compaction(&self, live: usize) -> bool {
-        self.records >= self.compact_min_records && self.records > self.compact_factor * live.max(1)
+        self.inner.needs_compaction(live)
     }
 
     /// Rewrites the journal with only `live` records: temp file, fsync, rename, fsync the dir.
     /// Buffered records are synced first.
     pub fn compact(&mut self, live: impl IntoIterator<Item = LeaseRecord>) -> io::Result<()> {
-        self.sync()?;
-        let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-        let mut buf = Vec::with_capacity(64 << 10);
-        buf.extend_from_slice(&MAGIC);
-        let mut n = 0;
-        for r in live {
-            r.encode(&mut buf);
-            n += 1;
-        }
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        sync_dir(&dir)?;
-        let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-        file.seek(SeekFrom::End(0))?;
-        self.file = file;
-        self.len = buf.len() as u64;
-        self.records = n;
-        Ok(())
+        let payloads: Vec<([u8; FIXED_PAYLOAD + KEY_MAX], usize)> = live
+            .into_iter()
+            .map(|r| {
+                let mut p = [0u8; FIXED_PAYLOAD + KEY_MAX];
+                let n = r.payload(&mut p);
+                (p, n)
+            })
+            .collect();
+        self.inner.compact(payloads.iter().map(|(p, n)| &p[..*n]))
     }
 }
 
@@ -525,7 +441,7 @@ mod tests {
     fn compaction_keeps_only_live_records() {
         let d = tempfile::tempdir().unwrap();
         let (mut j, _) = Journal::open(d.path()).unwrap();
-        j.compact_min_records = 10;
+        j.set_compaction(4, 10);
         for round in 0..20u64 {
             let mut r = rec(RecordKind::Lease, 5, 5);
             r.expires += round;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::leases::{ClientKey, LeaseRecord, RecordKind};
 use super::options::reply_capacity;
-use super::pxe::{ClientInfo, DecisionKind, MacHistory, Mode, PolicyConfig, VendorClass, decide};
+use super::pxe::{ClientInfo, DecisionKind, Family, MacHistory, Mode, PolicyConfig, VendorClass, decide};
 use super::reply::Reply;
 use super::request::Request;
 use super::wire::{MessageType, Packet};
@@ -173,8 +173,36 @@ pub struct Outcome {
     pub journal: Option<LeaseRecord>,
     /// Why, for the log.
     pub reason: &'static str,
-    /// The PXE boot decision and its reason, when one went into the reply.
-    pub boot: Option<(DecisionKind, &'static str)>,
+    /// The PXE boot decision, when one went into the reply.
+    pub boot: Option<BootNote>,
+}
+
+/// What the boot policy decided for one client, for the log and the node lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootNote {
+    pub kind: DecisionKind,
+    /// Why, for the log.
+    pub reason: &'static str,
+    /// The architecture the client sent (option 93 or the vendor class), if any.
+    pub arch: Option<u16>,
+    /// The binary family chosen (the default one when the architecture is unknown).
+    pub family: Option<Family>,
+}
+
+impl BootNote {
+    fn of(d: &super::pxe::Decision<'_>, info: &ClientInfo) -> BootNote {
+        BootNote { kind: d.kind, reason: d.reason, arch: info.arch, family: d.family }
+    }
+
+    /// The file name or URL the decision handed out, as the policy spells it.
+    pub fn file(self, policy: &PolicyConfig) -> &str {
+        match (self.kind, self.family) {
+            (DecisionKind::IpxeScript, _) => &policy.ipxe_script_url,
+            (DecisionKind::TftpBinary, Some(f)) => policy.binaries.get(f),
+            (DecisionKind::HttpBoot, Some(f)) => policy.binary_urls.get(f),
+            _ => "",
+        }
+    }
 }
 
 impl Outcome {
@@ -901,7 +929,7 @@ impl Server {
             Ok(n) => n,
             Err(_) => return Outcome::ignored("reply does not fit the client's buffer"),
         };
-        let boot = (d.kind != DecisionKind::NotPxe).then_some((d.kind, d.reason));
+        let boot = (d.kind != DecisionKind::NotPxe).then(|| BootNote::of(&d, &info));
         let next = history.after(&d);
         if mt == MessageType::Ack && event == Event::Acked {
             self.remember(mac, next, now);
@@ -959,7 +987,7 @@ impl Server {
         let Ok(len) = r.emit(&mut out[..cap]) else {
             return Outcome::ignored("reply does not fit the client's buffer");
         };
-        let boot = Some((d.kind, d.reason));
+        let boot = Some(BootNote::of(&d, &info));
         let next = history.after(&d);
         if reply_type == MessageType::Ack {
             self.remember(mac, next, now);

@@ -25,7 +25,8 @@ use super::fs::{self, Root, StaticFile};
 use super::range::{self, RangeError, Ranges};
 use super::request::{self, Method, Parse, Request};
 use super::response::{self, ContentRange, Head, Writer};
-use super::routes::{Decision, Match, Route, RouteRequest, Router, split_target};
+use super::routes::{Decision, MAX_BODY, Match, Route, RouteRequest, Router, STATIC_PREFIX, split_target};
+use crate::lifecycle::{NoLifecycle, Observer};
 use crate::net::{Service, sock};
 use crate::status::{Counters, ServiceState, Status};
 
@@ -75,6 +76,8 @@ Content-Length: 24\r\nRetry-After: 1\r\nConnection: close\r\n\r\n503 Service Una
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Reading,
+    /// The head is in `inbuf[..in_len]`; the body arrives in `req_body` (`body_need` bytes).
+    ReadingBody,
     Writing,
 }
 
@@ -98,6 +101,9 @@ struct Conn {
     keep_alive: bool,
     inbuf: Box<[u8]>,
     in_len: usize,
+    /// A request body that did not arrive with its head (allocated on first use, kept).
+    req_body: Vec<u8>,
+    body_have: usize,
     out: Box<[u8]>,
     out_pos: usize,
     out_len: usize,
@@ -122,9 +128,14 @@ struct Conn {
     started: Instant,
     method: Method,
     path: (usize, usize),
+    /// Offsets of the query in `inbuf` (a static file's `?mac=` names the machine).
+    query: (usize, usize),
+    /// Bytes of `inbuf` the request occupies (head, and its body when it came along).
     head_len: usize,
     status: u16,
     sent: u64,
+    /// File bytes of the response sent so far.
+    file_sent: u64,
 }
 
 impl Conn {
@@ -138,6 +149,8 @@ impl Conn {
             keep_alive: false,
             inbuf: Box::default(),
             in_len: 0,
+            req_body: Vec::new(),
+            body_have: 0,
             out: Box::default(),
             out_pos: 0,
             out_len: 0,
@@ -159,9 +172,11 @@ impl Conn {
             started: now,
             method: Method::Get,
             path: (0, 0),
+            query: (0, 0),
             head_len: 0,
             status: 0,
             sent: 0,
+            file_sent: 0,
         }
     }
 }
@@ -180,6 +195,8 @@ struct Shared {
     boundary_seq: u64,
     timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     timer_cap: usize,
+    /// Told about every static file sent to a followed peer (the node lifecycle).
+    observer: Rc<dyn Observer>,
 }
 
 /// Files served below `/boot/` from other directories: looked up by their decoded name when the
@@ -260,6 +277,7 @@ impl HttpService {
                 boundary_seq: u64::from(now.elapsed().subsec_nanos()) ^ 0x5f3d_6b2a_91c4_e807,
                 timers: BinaryHeap::with_capacity(timer_cap),
                 timer_cap,
+                observer: Rc::new(NoLifecycle),
             },
             conns: (0..n).map(|_| Conn::empty(now)).collect(),
             free: (0..n).rev().collect(),
@@ -280,6 +298,11 @@ impl HttpService {
     /// `/health` and `/metrics` are registered first.
     pub fn add_route(&mut self, m: Match, route: Box<dyn Route>) {
         self.shared.router.add(m, route);
+    }
+
+    /// Who is told about static files served (the node lifecycle; nobody by default).
+    pub fn set_observer(&mut self, observer: Rc<dyn Observer>) {
+        self.shared.observer = observer;
     }
 
     /// Serves `path` (anywhere on disk) as `/boot/<name>` when the root has no `<name>`, and also
@@ -436,10 +459,11 @@ fn set_deadline(sh: &mut Shared, c: &mut Conn, slot: usize, at: Instant) {
 }
 
 fn close_conn(sh: &mut Shared, c: &mut Conn, registry: &Registry) {
-    let counters = &sh.status.http_counters;
     if c.state == State::Writing && c.body == Body::File {
-        Counters::inc(&counters.failed);
+        Counters::inc(&sh.status.http_counters.failed);
+        observe_file(sh, c, false);
     }
+    let counters = &sh.status.http_counters;
     if let Some(mut s) = c.stream.take() {
         let _ = registry.deregister(&mut s);
     }
@@ -462,7 +486,7 @@ fn drive_conn(sh: &mut Shared, c: &mut Conn, slot: usize, now: Instant) -> Outco
                     let inbuf = std::mem::take(&mut c.inbuf);
                     let parsed = request::parse(&inbuf[..c.in_len], sh.limits.max_header_bytes);
                     match parsed {
-                        Ok(Parse::Complete(req)) => start_response(sh, c, &inbuf, &req, now),
+                        Ok(Parse::Complete(req)) => begin_request(sh, c, &inbuf, &req, now),
                         Ok(Parse::Partial) => {}
                         Err(e) => {
                             Counters::inc(&sh.status.http_counters.malformed);
@@ -478,6 +502,9 @@ fn drive_conn(sh: &mut Shared, c: &mut Conn, slot: usize, now: Instant) -> Outco
                         set_deadline(sh, c, slot, now + sh.limits.write_timeout);
                         continue;
                     }
+                    if c.state == State::ReadingBody {
+                        continue;
+                    }
                 }
                 // Need more input.
                 let Some(stream) = c.stream.as_mut() else { return Outcome::Close };
@@ -490,6 +517,32 @@ fn drive_conn(sh: &mut Shared, c: &mut Conn, slot: usize, now: Instant) -> Outco
                         }
                         c.in_len += n;
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Wait,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Outcome::Close,
+                }
+            }
+            State::ReadingBody => {
+                if c.body_have == c.req_body.len() {
+                    let inbuf = std::mem::take(&mut c.inbuf);
+                    let body = std::mem::take(&mut c.req_body);
+                    match request::parse(&inbuf[..c.in_len], sh.limits.max_header_bytes) {
+                        Ok(Parse::Complete(req)) => {
+                            start_response(sh, c, &inbuf, &req, &body, now);
+                            c.head_len = c.in_len;
+                        }
+                        // The head parsed before; cannot happen. Answer rather than panic.
+                        _ => error_response(c, 400, false, false),
+                    }
+                    c.inbuf = inbuf;
+                    c.req_body = body;
+                    set_deadline(sh, c, slot, now + sh.limits.write_timeout);
+                    continue;
+                }
+                let Some(stream) = c.stream.as_mut() else { return Outcome::Close };
+                match stream.read(&mut c.req_body[c.body_have..]) {
+                    Ok(0) => return Outcome::Close,
+                    Ok(n) => c.body_have += n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Wait,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return Outcome::Close,
@@ -528,11 +581,32 @@ fn drive_conn(sh: &mut Shared, c: &mut Conn, slot: usize, now: Instant) -> Outco
     }
 }
 
+/// Tells the observer about the static file of the response in flight, when the query names a
+/// machine (`?mac=`, what the iPXE scripts put on image URLs) or the observer follows the peer.
+/// Allocation-free: the path is decoded into the shared scratch buffer.
+fn observe_file(sh: &mut Shared, c: &Conn, complete: bool) {
+    let SocketAddr::V4(peer) = c.peer else { return };
+    let query = c.inbuf.get(c.query.0..c.query.1).unwrap_or(b"");
+    let mac = query
+        .split(|&b| b == b'&')
+        .find_map(|kv| kv.strip_prefix(b"mac="))
+        .and_then(crate::lifecycle::parse_mac_query);
+    if mac.is_none() && !sh.observer.follows(*peer.ip()) {
+        return;
+    }
+    let raw = c.inbuf.get(c.path.0..c.path.1).unwrap_or(b"");
+    // `/boot/X`, or a top-level alias (`/ipxe.efi`).
+    let rel = raw.strip_prefix(STATIC_PREFIX).or_else(|| raw.strip_prefix(b"/")).unwrap_or(raw);
+    if let Ok(n) = fs::normalize(rel, &mut sh.path_buf[..]) {
+        sh.observer.http_served(*peer.ip(), mac, &sh.path_buf[..n], c.file_sent, complete);
+    }
+}
+
 fn finish_response(sh: &mut Shared, c: &mut Conn, now: Instant) {
-    let counters = &sh.status.http_counters;
-    Counters::inc(&counters.packets_out);
+    Counters::inc(&sh.status.http_counters.packets_out);
     if c.body == Body::File {
-        Counters::inc(&counters.completed);
+        Counters::inc(&sh.status.http_counters.completed);
+        observe_file(sh, c, true);
     }
     c.served = c.served.saturating_add(1);
     c.file = None;
@@ -602,6 +676,7 @@ fn write_some(sh: &mut Shared, c: &mut Conn) -> WriteResult {
             } else {
                 budget = budget.saturating_sub(n as u64);
                 c.off += n as u64;
+                c.file_sent += n as u64;
                 Ok(n as usize)
             }
         } else if c.body == Body::File && c.multipart && c.part < c.ranges.len() {
@@ -673,13 +748,18 @@ fn begin(c: &mut Conn, head: &Head<'_>, body: Body) {
 
 /// An error response with a short text body (`404 Not Found\n`).
 fn error_response(c: &mut Conn, status: u16, keep_alive: bool, head_only: bool) {
+    error_response_allow(c, status, keep_alive, head_only, "GET, HEAD");
+}
+
+/// [`error_response`] with the `Allow` a 405 sends.
+fn error_response_allow(c: &mut Conn, status: u16, keep_alive: bool, head_only: bool, allow: &'static str) {
     c.keep_alive = keep_alive;
     let reason = response::reason(status);
     let body_len = 3 + 1 + reason.len() + 1;
     let head = Head {
         content_length: body_len as u64,
         keep_alive,
-        allow: status == 405,
+        allow: (status == 405).then_some(allow),
         ..Head::new(status, unix_now())
     };
     begin(c, &head, Body::None);
@@ -692,17 +772,63 @@ fn error_response(c: &mut Conn, status: u16, keep_alive: bool, head_only: bool) 
     }
 }
 
-fn start_response(sh: &mut Shared, c: &mut Conn, inbuf: &[u8], req: &Request<'_>, now: Instant) {
+/// A complete head: refuse what we cannot take (a `Transfer-Encoding` body: 411; more than
+/// [`MAX_BODY`]: 413; both close the connection), else answer now when the body (if any) is
+/// already in the buffer, or go and read it.
+fn begin_request(sh: &mut Shared, c: &mut Conn, inbuf: &[u8], req: &Request<'_>, now: Instant) {
+    let refuse = if req.transfer_encoding {
+        Some(411)
+    } else if req.content_length > MAX_BODY as u64 {
+        Some(413)
+    } else {
+        None
+    };
+    if let Some(status) = refuse {
+        Counters::inc(&sh.status.http_counters.packets_in);
+        Counters::inc(&sh.status.http_counters.refused);
+        let (path, _) = split_target(req.target);
+        c.path = offsets(inbuf, path);
+        c.started = now;
+        c.method = req.method;
+        c.head_len = c.in_len;
+        c.sent = 0;
+        return error_response(c, status, false, req.method == Method::Head);
+    }
+    let cl = req.content_length as usize;
+    let avail = c.in_len - req.head_len;
+    if avail >= cl {
+        start_response(sh, c, inbuf, req, &inbuf[req.head_len..req.head_len + cl], now);
+        c.head_len = req.head_len + cl;
+        return;
+    }
+    // The body is still on its way: keep the head in `inbuf`, collect the body beside it.
+    c.req_body.clear();
+    c.req_body.resize(cl, 0);
+    c.req_body[..avail].copy_from_slice(&inbuf[req.head_len..c.in_len]);
+    c.body_have = avail;
+    c.in_len = req.head_len;
+    c.state = State::ReadingBody;
+    if req.expect_continue {
+        if let Some(s) = c.stream.as_mut() {
+            // Best effort: a client that does not see it sends the body after its own timeout.
+            let _ = io::Write::write(s, b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+    }
+}
+
+fn start_response(sh: &mut Shared, c: &mut Conn, inbuf: &[u8], req: &Request<'_>, body: &[u8], now: Instant) {
     let counters = &sh.status.http_counters;
     Counters::inc(&counters.packets_in);
     c.started = now;
     c.head_len = req.head_len;
     c.method = req.method;
     c.sent = 0;
+    c.file_sent = 0;
     c.file = None;
     let keep_alive = req.keep_alive && !sh.shutting_down;
     let (path, query) = split_target(req.target);
     c.path = offsets(inbuf, path);
+    c.query = offsets(inbuf, query);
     let head_only = req.method == Method::Head;
     if req.method == Method::Other {
         Counters::inc(&counters.refused);
@@ -717,6 +843,10 @@ fn start_response(sh: &mut Shared, c: &mut Conn, inbuf: &[u8], req: &Request<'_>
             let Some(route) = sh.router.route(i) else {
                 return error_response(c, 404, keep_alive, head_only);
             };
+            if req.method == Method::Post && !route.accepts_post() {
+                Counters::inc(&counters.refused);
+                return error_response_allow(c, 405, keep_alive, false, route.allow(path));
+            }
             c.dyn_body.clear();
             let rreq = RouteRequest {
                 method: req.method,
@@ -725,6 +855,7 @@ fn start_response(sh: &mut Shared, c: &mut Conn, inbuf: &[u8], req: &Request<'_>
                 peer: c.peer,
                 host: req.host,
                 user_agent: req.user_agent,
+                body,
             };
             let reply = route.respond(&rreq, &mut c.dyn_body);
             c.keep_alive = keep_alive;
@@ -733,9 +864,14 @@ fn start_response(sh: &mut Shared, c: &mut Conn, inbuf: &[u8], req: &Request<'_>
                 content_length: c.dyn_body.len() as u64,
                 keep_alive,
                 cache_control: reply.cache_control,
+                allow: (reply.status == 405).then(|| route.allow(path)),
                 ..Head::new(reply.status, unix_now())
             };
             begin(c, &head, if head_only { Body::None } else { Body::Dynamic });
+        }
+        Decision::Static(_) if req.method == Method::Post => {
+            Counters::inc(&counters.refused);
+            error_response(c, 405, keep_alive, false)
         }
         Decision::Static(rel) => static_response(sh, c, rel, req, keep_alive, head_only),
     }

@@ -13,6 +13,8 @@ pub enum Method {
     #[default]
     Get,
     Head,
+    /// Only routes that take it (the JSON API) get it; elsewhere 405.
+    Post,
     /// Anything else: answered with 405 and `Allow: GET, HEAD`.
     Other,
 }
@@ -22,6 +24,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Head => "HEAD",
+            Method::Post => "POST",
             Method::Other => "OTHER",
         }
     }
@@ -37,9 +40,14 @@ pub struct Request<'a> {
     pub minor_version: u8,
     /// Whether the client wants the connection kept open after the response.
     pub keep_alive: bool,
-    /// The request announces a body (`Content-Length` > 0 or `Transfer-Encoding`). We never read
-    /// bodies; such a connection is closed after the response.
+    /// The request announces a body (`Content-Length` > 0 or `Transfer-Encoding`).
     pub has_body: bool,
+    /// `Content-Length` (0 when absent).
+    pub content_length: u64,
+    /// A `Transfer-Encoding` header was sent (we do not decode chunked bodies: 411, then close).
+    pub transfer_encoding: bool,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
     pub host: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
@@ -118,6 +126,7 @@ pub fn parse(buf: &[u8], limit: usize) -> Result<Parse<'_>, RequestError> {
     let method = match req.method.unwrap_or("") {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
+        "POST" => Method::Post,
         _ => Method::Other,
     };
     let mut out = Request {
@@ -154,6 +163,9 @@ pub fn parse(buf: &[u8], limit: usize) -> Result<Parse<'_>, RequestError> {
             out.if_modified_since = Some(value);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             out.has_body = true;
+            out.transfer_encoding = true;
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            out.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case(b"content-length") {
             if content_length.is_some_and(|prev| prev != value) {
                 return Err(RequestError::Malformed);
@@ -165,11 +177,17 @@ pub fn parse(buf: &[u8], limit: usize) -> Result<Parse<'_>, RequestError> {
         if cl.is_empty() || !cl.iter().all(u8::is_ascii_digit) {
             return Err(RequestError::Malformed);
         }
-        if cl.iter().any(|&b| b != b'0') {
+        // More than 19 digits cannot be a length we accept anyway: saturate (413 follows).
+        out.content_length = cl
+            .iter()
+            .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+            .unwrap_or(u64::MAX);
+        if out.content_length > 0 {
             out.has_body = true;
         }
     }
-    if out.has_body {
+    if out.transfer_encoding {
+        // A body we cannot delimit: the connection cannot be reused.
         out.keep_alive = false;
     }
     Ok(Parse::Complete(out))
@@ -249,14 +267,22 @@ mod tests {
     }
 
     #[test]
-    fn bodies_force_close() {
+    fn bodies_are_measured_and_chunked_ones_force_close() {
         let r = complete(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!(r.method, Method::Post);
+        assert!(r.has_body && r.keep_alive && !r.transfer_encoding && !r.expect_continue);
+        assert_eq!(r.content_length, 5);
+        assert_eq!(r.head_len, 38);
+        let r = complete(
+            b"PUT / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\nExpect: 100-Continue\r\n\r\n",
+        );
         assert_eq!(r.method, Method::Other);
-        assert!(r.has_body && !r.keep_alive);
+        assert_eq!(r.content_length, u64::MAX);
+        assert!(r.expect_continue);
         let r = complete(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
         assert!(!r.has_body && r.keep_alive);
         let r = complete(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
-        assert!(r.has_body && !r.keep_alive);
+        assert!(r.has_body && r.transfer_encoding && !r.keep_alive);
         assert_eq!(
             parse(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 8192).unwrap_err(),
             RequestError::Malformed

@@ -200,6 +200,9 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
         414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
@@ -265,8 +268,8 @@ pub struct Head<'a> {
     pub etag: Option<&'a [u8]>,
     pub accept_ranges: bool,
     pub content_range: ContentRange,
-    /// Adds `Allow: GET, HEAD` (405).
-    pub allow: bool,
+    /// `Allow` (405): the methods the target takes.
+    pub allow: Option<&'a str>,
     /// `Cache-Control`, for dynamic responses.
     pub cache_control: Option<&'a str>,
     /// Multipart boundary: the content type becomes `multipart/byteranges; boundary=...`.
@@ -285,7 +288,7 @@ impl<'a> Head<'a> {
             etag: None,
             accept_ranges: false,
             content_range: ContentRange::None,
-            allow: false,
+            allow: None,
             cache_control: None,
             boundary: None,
         }
@@ -322,8 +325,8 @@ impl<'a> Head<'a> {
                 w.str("Content-Range: bytes */").u64(len).str("\r\n");
             }
         }
-        if self.allow {
-            w.str("Allow: GET, HEAD\r\n");
+        if let Some(a) = self.allow {
+            w.header("Allow", a.as_bytes());
         }
         if let Some(c) = self.cache_control {
             w.header("Cache-Control", c.as_bytes());
@@ -452,7 +455,7 @@ mod tests {
         let mut buf = [0u8; 512];
         let head = Head {
             content_length: 0,
-            allow: true,
+            allow: Some("GET, HEAD"),
             content_type: "",
             etag: Some(b""),
             content_range: ContentRange::Unsatisfied { len: 77 },

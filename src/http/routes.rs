@@ -25,7 +25,12 @@ pub struct RouteRequest<'a> {
     pub peer: SocketAddr,
     pub host: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
+    /// The request body (`Content-Length` bytes, at most [`MAX_BODY`]); empty for GET/HEAD.
+    pub body: &'a [u8],
 }
+
+/// Largest request body accepted (413 beyond).
+pub const MAX_BODY: usize = 16 << 10;
 
 /// Status and content type of a dynamic response; the body is what the route wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,9 +40,18 @@ pub struct Reply {
     pub cache_control: Option<&'static str>,
 }
 
-/// A dynamic handler. Called for GET and HEAD (for HEAD the body is measured, not sent).
+/// A dynamic handler. Called for GET and HEAD (for HEAD the body is measured, not sent), and for
+/// POST when [`Route::accepts_post`] says so.
 pub trait Route {
     fn respond(&self, req: &RouteRequest<'_>, body: &mut Vec<u8>) -> Reply;
+    /// Whether POST requests reach [`Route::respond`] (else the server answers 405).
+    fn accepts_post(&self) -> bool {
+        false
+    }
+    /// The `Allow` header of a 405 for `path`.
+    fn allow(&self, _path: &[u8]) -> &'static str {
+        "GET, HEAD"
+    }
 }
 
 /// How a registered route matches the path.
@@ -231,6 +245,7 @@ mod tests {
             peer: "127.0.0.1:1".parse().unwrap(),
             host: None,
             user_agent: None,
+            body: b"",
         }
     }
 

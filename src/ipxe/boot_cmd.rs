@@ -108,7 +108,7 @@ pub fn main(args: BootArgs) -> ExitCode {
             args.initrd.len(),
             args.cmdline
         );
-        crate::serve::run(&c)
+        crate::serve::run_without_lifecycle(&c)
     };
     match run() {
         Ok(()) => ExitCode::SUCCESS,

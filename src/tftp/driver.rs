@@ -8,6 +8,7 @@ use super::fs::{FileTable, OpenFile, PathError, Root};
 use super::options::{Limits, negotiate};
 use super::session::{Input, Outcome, Session, SessionLimits};
 use super::wire::{self, ErrorCode, Mode, Packet};
+use crate::lifecycle::{NoLifecycle, Observer};
 use crate::net::{Service, sock};
 use crate::status::{Counters, ServiceState, Status};
 use mio::net::UdpSocket;
@@ -62,6 +63,8 @@ pub struct TftpService {
     status: Rc<Status>,
     /// Send windows with UDP GSO (turned off if the kernel refuses it).
     gso: bool,
+    /// Told about every transfer that ends (the node lifecycle).
+    observer: Rc<dyn Observer>,
 }
 
 impl TftpService {
@@ -88,8 +91,14 @@ impl TftpService {
             next_gen: 1,
             status,
             gso: true,
+            observer: Rc::new(NoLifecycle),
             settings,
         })
+    }
+
+    /// Who is told about the transfers that end (the node lifecycle; nobody by default).
+    pub fn set_observer(&mut self, observer: Rc<dyn Observer>) {
+        self.observer = observer;
     }
 
     /// The bound address (useful with port 0).
@@ -421,6 +430,15 @@ impl TftpService {
         let secs = now.duration_since(slot.started).as_secs_f64();
         let size = slot.session.file_size();
         let name = slot.path.strip_prefix(self.root.path()).unwrap_or(&slot.path).display().to_string();
+        if let SocketAddr::V4(peer) = slot.peer {
+            use std::os::unix::ffi::OsStrExt;
+            let complete = matches!(outcome, Outcome::Completed | Outcome::CompletedUnacked);
+            if outcome != Outcome::Probe && self.observer.follows(*peer.ip()) {
+                let rel = slot.path.strip_prefix(self.root.path()).unwrap_or(&slot.path);
+                let bytes = if complete { size } else { st.bytes_sent };
+                self.observer.tftp_served(*peer.ip(), rel.as_os_str().as_bytes(), bytes, complete);
+            }
+        }
         let c = &self.status.tftp_counters;
         Counters::dec(&c.active);
         match outcome {

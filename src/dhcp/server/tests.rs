@@ -381,7 +381,7 @@ fn pxe_clients_get_the_boot_decision_and_ipxe_history_breaks_the_chainload_loop(
     let mut t = T::new(Mode::Server);
     let o = t.send(EDK2_DISCOVER);
     assert_eq!(o.event, Event::Offered);
-    assert_eq!(o.boot.unwrap().0, DecisionKind::TftpBinary);
+    assert_eq!(o.boot.unwrap().kind, DecisionKind::TftpBinary);
     assert_eq!(c_str(t.reply(&o).file()), b"ipxe.efi");
     assert_eq!(t.reply(&o).siaddr(), SID);
     let o = t.send(EDK2_REQUEST);
@@ -390,7 +390,7 @@ fn pxe_clients_get_the_boot_decision_and_ipxe_history_breaks_the_chainload_loop(
     // The iPXE ROM: our settings chainload only iPXE without HTTP, so it gets the script.
     let o = t.send(IPXE_DISCOVER);
     assert_eq!(o.event, Event::Offered);
-    assert_eq!(o.boot.unwrap().0, DecisionKind::IpxeScript);
+    assert_eq!(o.boot.unwrap().kind, DecisionKind::IpxeScript);
     let o = t.send(UDHCPC_DISCOVER);
     assert_eq!(o.event, Event::Offered);
     assert_eq!(o.boot, None);
@@ -406,16 +406,16 @@ fn chainload_once_then_script_after_the_ack() {
     let mac = [0x52, 0x54, 0x00, 0xc0, 0xee, 0x01];
     let ipxe = |mt| Msg::new(mt, mac, 5).opt(code::USER_CLASS, b"iPXE");
     let o = t.send(&ipxe(MessageType::Discover).done());
-    assert_eq!(o.boot.unwrap().0, DecisionKind::TftpBinary);
+    assert_eq!(o.boot.unwrap().kind, DecisionKind::TftpBinary);
     let ip = o.reply.unwrap().yiaddr;
     let req = ipxe(MessageType::Request).ip(code::SERVER_ID, SID).ip(code::REQUESTED_IP, ip).done();
     let o = t.send(&req);
-    assert_eq!(o.boot.unwrap().0, DecisionKind::TftpBinary, "the ACK matches the OFFER");
+    assert_eq!(o.boot.unwrap().kind, DecisionKind::TftpBinary, "the ACK matches the OFFER");
     // The chainloaded iPXE looks the same, and now gets the script.
     let o = t.send(&ipxe(MessageType::Discover).done());
-    assert_eq!(o.boot.unwrap().0, DecisionKind::IpxeScript);
+    assert_eq!(o.boot.unwrap().kind, DecisionKind::IpxeScript);
     let o = t.send(&req);
-    assert_eq!(o.boot.unwrap().0, DecisionKind::IpxeScript);
+    assert_eq!(o.boot.unwrap().kind, DecisionKind::IpxeScript);
 }
 
 #[test]

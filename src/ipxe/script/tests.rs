@@ -80,6 +80,7 @@ impl Fixture {
             peer: "10.0.100.123:40000".parse().unwrap(),
             host: Some(b"10.0.100.10:8080"),
             user_agent: Some(b"iPXE/1.21.1"),
+            body: b"",
         };
         let mut body = Vec::new();
         let reply = route.respond(&req, &mut body);
@@ -230,6 +231,7 @@ fn urls_follow_the_host_header_else_server_address() {
         peer: "127.0.0.1:1".parse().unwrap(),
         host: Some(b"localhost:18080"),
         user_agent: None,
+        body: b"",
     };
     let mut body = Vec::new();
     routes[0].1.respond(&req, &mut body);
@@ -264,6 +266,7 @@ fn rendering_reuses_the_buffer() {
         peer: "10.0.100.123:40000".parse().unwrap(),
         host: Some(b"10.0.100.10:8080"),
         user_agent: None,
+        body: b"",
     };
     let mut body = Vec::with_capacity(16 << 10);
     let cap = body.capacity();

@@ -1,8 +1,3 @@
-//! PENDING the lifecycle API on main: this file is not compiled yet (tests/orchestrate_support/ is
-//! not a test target). Once the lifecycle branch is merged, `git mv` it to
-//! tests/orchestrate_real_server.rs (it passed on a trial merge of
-//! life + orch: `cargo test --release --test orchestrate_real_server`).
-//!
 //! `ferroboot provision` against the real `ferroboot serve` and its lifecycle API (docs/api.md):
 //! the installer callback is sent with curl as the initramfs would, the fake nixos-anywhere
 //! installs, and the server's own node record ends `installed` with the whole history.
@@ -83,11 +78,13 @@ ssh_port = {ssh}
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 installed, 0 failed, 0 skipped"), "{text}");
 
-    let (ok, node) = common::run(Command::new("curl").args(["-sS", &format!("{base}/api/v1/nodes/52-54-00-00-03-01")]));
+    let (ok, node) =
+        common::run(Command::new("curl").args(["-sS", &format!("{base}/api/v1/nodes/52-54-00-00-03-01")]));
     assert!(ok, "{node}");
     let v: serde_json::Value = serde_json::from_str(&node).unwrap_or_else(|e| panic!("{e}: {node}"));
     assert_eq!(v["state"], "installed", "{node}");
-    let states: Vec<&str> = v["history"].as_array().unwrap().iter().filter_map(|h| h["state"].as_str()).collect();
+    let states: Vec<&str> =
+        v["history"].as_array().unwrap().iter().filter_map(|h| h["state"].as_str()).collect();
     let tail: Vec<&str> = states.iter().rev().take(3).rev().copied().collect();
     assert_eq!(tail, ["booted", "installing", "installed"], "{node}");
 
@@ -100,6 +97,10 @@ ssh_port = {ssh}
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("0 installed, 0 failed, 1 skipped"), "{text}");
-    assert_eq!(std::fs::read_to_string(fake_dir.join("calls.log")).unwrap().lines().count(), 2, "one start, one end");
+    assert_eq!(
+        std::fs::read_to_string(fake_dir.join("calls.log")).unwrap().lines().count(),
+        2,
+        "one start, one end"
+    );
     server.stop();
 }
