@@ -90,12 +90,13 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     section "apt packages"
     # Clients and tools the integration tests (and later issues) drive: TFTP clients (tftp-hpa,
     # atftp), HTTP clients, netns/tc, dnsmasq for comparisons, nginx, busybox/udhcpc and
-    # dhclient as DHCP clients, nmap, and iPXE's boot files for the demo. The end-to-end
+    # dhclient as DHCP clients, nmap, and iPXE's boot files for the demo.
+    # jq reads cluster-config.json the way the first-boot README does. The end-to-end
     # matrix (tests/e2e_qemu.rs) boots QEMU (TCG) with SeaBIOS + ipxe-qemu's NIC ROMs and OVMF;
     # its payload (Debian's cloud kernel and busybox-static) is fetched with `apt-get download`
     # and unpacked under target/, never installed: busybox-static conflicts with busybox.
     APT_PACKAGES=(tftp-hpa atftp curl wget aria2 iproute2 procps util-linux dnsmasq-base
-                  busybox isc-dhcp-client udhcpc nmap ipxe ca-certificates
+                  busybox isc-dhcp-client udhcpc nmap ipxe ca-certificates jq
                   qemu-system-x86 ipxe-qemu seabios ovmf gzip)
     if dpkg-query -W -f='${Status}' nginx-light 2>/dev/null | grep -q 'install ok installed'; then
         :

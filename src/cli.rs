@@ -53,6 +53,13 @@ pub enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Install NixOS on booted nodes with nixos-anywhere: bootstrap nodes together, then the
+    /// rest in parallel; per-node logs, retries, timeouts, lifecycle updates, a summary table.
+    Provision(crate::orchestrate::args::ProvisionArgs),
+    /// Print a node's first-boot cluster-config.json, or write every node's (--all --out DIR).
+    ClusterConfig(crate::orchestrate::args::ClusterConfigArgs),
+    /// Cluster operations: `cluster check` runs the runbook's health checks.
+    Cluster(crate::orchestrate::args::ClusterArgs),
     /// Show every node's lifecycle state (a running server's API): MAC, hostname, profile,
     /// state, time in state, last event.
     Status(crate::lifecycle::client::StatusArgs),

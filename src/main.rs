@@ -21,6 +21,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Provision(a) => ferroboot::orchestrate::commands::provision_main(&a),
+        Command::ClusterConfig(a) => ferroboot::orchestrate::commands::cluster_config_main(&a),
+        Command::Cluster(a) => ferroboot::orchestrate::commands::cluster_main(&a),
         Command::Status(args) => ferroboot::lifecycle::client::status(&args),
         Command::Node(args) => ferroboot::lifecycle::client::node(&args),
         Command::Loadgen(args) => ferroboot::loadgen::main(args),

@@ -2,6 +2,7 @@
 //! we run with. `Config::from_toml` validates everything and reports *every* semantic error with
 //! file, line and key; a TOML syntax or type error stops parsing and is reported on its own.
 
+pub mod cluster;
 pub mod raw;
 
 use raw::{OneOrMany, RawConfig, S};
@@ -287,6 +288,8 @@ pub struct Config {
     pub ipxe: IpxeConfig,
     pub nodes: Vec<Node>,
     pub profiles: BTreeMap<String, Profile>,
+    /// `[cluster]` with the inventory resolved into members; `None` without the section.
+    pub cluster: Option<cluster::ClusterSettings>,
 }
 
 impl Default for Config {
@@ -304,6 +307,7 @@ impl Default for Config {
             ipxe: IpxeConfig::default(),
             nodes: Vec::new(),
             profiles: BTreeMap::new(),
+            cluster: None,
         }
     }
 }
@@ -352,7 +356,7 @@ impl Config {
 
     /// A one-line summary for `check-config`.
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "root {}, dhcp {}, tftp {}, http {}, {} node(s), {} profile(s)",
             self.root.display(),
             self.dhcp.mode.as_str(),
@@ -360,7 +364,17 @@ impl Config {
             if self.http.enabled { format!("on :{}", self.http.port) } else { "off".into() },
             self.nodes.len(),
             self.profiles.len()
-        )
+        );
+        if let Some(c) = &self.cluster {
+            let boot = c.members.iter().filter(|m| m.bootstrap).count();
+            s += &format!(
+                ", cluster {} ({} bootstrap, {} join)",
+                c.cluster_name,
+                boot,
+                c.members.len() - boot
+            );
+        }
+        s
     }
 }
 
@@ -613,6 +627,7 @@ impl Validator<'_> {
         if let Some(i) = raw.ipxe {
             self.ipxe(&i, &mut c);
         }
+        c.cluster = self.cluster(&raw.nodes, &raw.cluster, &c);
         c
     }
 

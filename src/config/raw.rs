@@ -23,6 +23,7 @@ pub struct RawConfig {
     pub nodes: BTreeMap<String, S<RawNode>>,
     #[serde(default)]
     pub profiles: BTreeMap<String, S<RawProfile>>,
+    pub cluster: Option<S<RawCluster>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +91,12 @@ pub struct RawNode {
     pub ip_address: Option<S<String>>,
     pub role: Option<S<String>>,
     pub uuid: Option<S<String>>,
+    /// Production address (raft_addr, cluster checks); defaults to `ip_address`.
+    pub cluster_address: Option<S<String>>,
+    /// SSH port of the installer, when not `[cluster] ssh_port`.
+    pub ssh_port: Option<S<i64>>,
+    pub datacenter: Option<S<String>>,
+    pub rack: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,4 +114,36 @@ pub struct RawProfile {
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+/// `[cluster]`: what `cluster-config`, `provision` and `cluster check` need beyond the inventory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub cluster_name: Option<S<String>>,
+    pub domain: Option<S<String>>,
+    pub bootstrap: Option<S<Vec<S<String>>>>,
+    pub leader: Option<S<String>>,
+    pub chainfire_port: Option<S<i64>>,
+    pub chainfire_raft_port: Option<S<i64>>,
+    pub flaredb_port: Option<S<i64>>,
+    pub flaredb_raft_port: Option<S<i64>>,
+    pub iam_port: Option<S<i64>>,
+    pub node_details: Option<bool>,
+    pub ca: Option<S<String>>,
+    pub tls: Option<S<RawClusterTls>>,
+    #[serde(default)]
+    pub network: BTreeMap<String, S<String>>,
+    pub nixos_anywhere: Option<S<OneOrMany>>,
+    pub ssh_user: Option<S<String>>,
+    pub ssh_port: Option<S<i64>>,
+    pub log_dir: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClusterTls {
+    pub ca_path: S<String>,
+    pub cert_path: S<String>,
+    pub key_path: S<String>,
 }
