@@ -64,10 +64,16 @@ impl ClientKey {
 
     /// The key of a client: `client_id` (option 61) when present and non-empty, else the
     /// hardware type and address.
+    ///
+    /// A client id that is just the hardware type and address (`01:<mac>`, RFC 2132 §9.14's usual
+    /// form, which iPXE and Linux clients send) keys the client by its hardware address like a
+    /// client that sends none. One machine's boot chain mixes both (EDK2's PXE sends no option 61,
+    /// the `ipxe.efi` it loads sends `01:<mac>`), and it must keep one address through it.
     pub fn new(client_id: Option<&[u8]>, htype: u8, chaddr: &[u8]) -> ClientKey {
         let mut k = ClientKey { len: 0, bytes: [0; KEY_MAX] };
+        let is_hw_id = |id: &[u8]| id.len() == chaddr.len() + 1 && id[0] == htype && id[1..] == *chaddr;
         match client_id {
-            Some(id) if !id.is_empty() => {
+            Some(id) if !id.is_empty() && !is_hw_id(id) => {
                 if id.len() < KEY_MAX {
                     k.bytes[0] = Self::TAG_ID;
                     k.bytes[1..=id.len()].copy_from_slice(id);
@@ -349,8 +355,12 @@ mod tests {
     #[test]
     fn keys_by_client_id_or_chaddr_and_long_ids_are_hashed() {
         let a = ClientKey::new(None, 1, &[1, 2, 3, 4, 5, 6]);
-        let b = ClientKey::new(Some(&[1, 1, 2, 3, 4, 5, 6]), 1, &[1, 2, 3, 4, 5, 6]);
+        let b = ClientKey::new(Some(&[0xff, 1, 2, 3, 4, 5, 6]), 1, &[1, 2, 3, 4, 5, 6]);
         assert_ne!(a, b);
+        // `01:<mac>` is the hardware address again: EDK2 (no option 61) and the iPXE it loads
+        // (option 61 = 01:<mac>) are one client.
+        assert_eq!(a, ClientKey::new(Some(&[1, 1, 2, 3, 4, 5, 6]), 1, &[1, 2, 3, 4, 5, 6]));
+        assert_ne!(a, ClientKey::new(Some(&[1, 1, 2, 3, 4, 5, 7]), 1, &[1, 2, 3, 4, 5, 6]));
         assert_eq!(a, ClientKey::new(Some(&[]), 1, &[1, 2, 3, 4, 5, 6]));
         let long1 = [7u8; 200];
         let mut long2 = long1;

@@ -538,3 +538,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn firmware_without_client_id_and_the_ipxe_it_loads_share_one_lease() {
+    let mut t = T::new(Mode::Server);
+    // EDK2's PXE: no option 61.
+    let a = t.dora(MAC_A, 1);
+    // The ipxe.efi it chainloads: option 61 = 01:<mac>. Same machine, same address.
+    let mut id = vec![1u8];
+    id.extend_from_slice(&MAC_A);
+    let o = t.send(&Msg::new(MessageType::Discover, MAC_A, 2).opt(code::CLIENT_ID, &id).done());
+    assert_eq!(o.event, Event::Offered);
+    assert_eq!(o.reply.unwrap().yiaddr, a);
+    let o = t.send(
+        &Msg::new(MessageType::Request, MAC_A, 2)
+            .opt(code::CLIENT_ID, &id)
+            .ip(code::SERVER_ID, SID)
+            .ip(code::REQUESTED_IP, a)
+            .done(),
+    );
+    assert_eq!(o.event, Event::Acked);
+    assert_eq!(t.s.lease_count(), 1, "one machine, one lease");
+    // A client id that is not the hardware address is another client.
+    let o = t.send(&Msg::new(MessageType::Discover, MAC_A, 3).opt(code::CLIENT_ID, b"\x00other").done());
+    assert_ne!(o.reply.unwrap().yiaddr, a);
+    t.assert_unique();
+}
