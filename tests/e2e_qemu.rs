@@ -70,6 +70,7 @@ const BASE: Row = Row {
     firmware: Firmware::Bios,
     rom: Rom::Ipxe,
     proxy: false,
+    site_on_server: false,
     tftp: &[],
     http_extra: &[],
     extra_args: &[],
@@ -240,6 +241,27 @@ fn row6b_uefi_edk2_pxe_beside_dnsmasq_proxy_dhcp() {
     if e2e::require_tools() {
         let mut b = row::run(&ROW6B);
         assert_addresses_from_dnsmasq(&b, ROW6B.mac);
+        b.srv.stop();
+    }
+}
+
+/// Row 6c: row 6b with the site's DHCP server (dnsmasq) on ferroboot's own host and address, so
+/// EDK2's REQUEST for its address names our server identifier too: the ProxyDHCP must leave it to
+/// dnsmasq (an ACK from us, without an address, fails EDK2 with PXE-E07).
+const ROW6C: Row = Row {
+    name: "row6c-uefi-edk2-pxe-proxy-same-host",
+    netns: "e2er6c",
+    n: 170,
+    mac: "52:54:00:e2:e0:6c",
+    site_on_server: true,
+    ..ROW6B
+};
+
+#[test]
+fn row6c_uefi_edk2_pxe_beside_dnsmasq_on_the_same_host() {
+    if e2e::require_tools() {
+        let mut b = row::run(&ROW6C);
+        assert_addresses_from_dnsmasq(&b, ROW6C.mac);
         b.srv.stop();
     }
 }

@@ -963,7 +963,13 @@ impl Server {
             (SERVER_PORT, MessageType::Discover) => {
                 (MessageType::Offer, Event::ProxyOffered, "ProxyDHCP offer (boot file only)")
             }
-            (SERVER_PORT, MessageType::Request) if req.server_id == Some(sid) => {
+            // A REQUEST naming us that asks for no address is for the ProxyDHCP. One that asks
+            // for an address (option 50) belongs to the DHCP server even when it names our
+            // address: a site server on this very host shares it, and answering would hand the
+            // client an ACK without an address (EDK2 then fails with PXE-E07).
+            (SERVER_PORT, MessageType::Request)
+                if req.server_id == Some(sid) && req.requested_ip.is_none() =>
+            {
                 (MessageType::Ack, Event::ProxyAcked, "ProxyDHCP ack on port 67")
             }
             (SERVER_PORT, _) => return Outcome::ignored("ProxyDHCP: message for the DHCP server"),

@@ -27,6 +27,8 @@ pub struct Row {
     pub rom: Rom,
     /// `--proxy-dhcp` beside dnsmasq (addresses only) instead of `--dhcp server`.
     pub proxy: bool,
+    /// With `proxy`: dnsmasq runs on the server's own host and address instead of its own.
+    pub site_on_server: bool,
     /// Files the firmware must fetch by TFTP (`[]`: no TFTP transfer at all).
     pub tftp: &'static [&'static str],
     /// HTTP paths the firmware must fetch besides the script, kernel and initrd.
@@ -122,6 +124,25 @@ pub fn start_dnsmasq(lab: &Lab, scratch: &Scratch) -> (Guard, Netns) {
     (g, site)
 }
 
+/// The site's DHCP server on ferroboot's own host: dnsmasq in the lab namespace on `br0`, sharing
+/// the server's address (so its server identifier is the ProxyDHCP's too), handing out
+/// `.200`–`.220` and no boot options.
+pub fn start_dnsmasq_on_server(lab: &Lab, scratch: &Scratch) -> (Guard, Netns) {
+    let n = lab.n;
+    // An empty namespace stands in for the site host so `Booted` drops the same way.
+    let site = Netns::new(&format!("{}d", lab.ns.name));
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &lab.ns.name, "dnsmasq", "--no-daemon", "--port=0", "--no-ping"])
+        .args(["--interface=br0", "--bind-interfaces", "--log-dhcp"])
+        .arg(format!("--dhcp-range=10.{n}.0.200,10.{n}.0.220,255.255.255.0,10m"))
+        .arg(format!("--dhcp-leasefile={}", scratch.path("dnsmasq.leases").display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(scratch.path("dnsmasq.log")).unwrap());
+    let g = Guard::spawn("dnsmasq", &mut cmd);
+    std::thread::sleep(Duration::from_millis(300));
+    (g, site)
+}
+
 /// Sets up the row's world and starts ferroboot (no VM yet).
 pub fn prepare(row: &Row) -> Booted {
     let p = payload::get();
@@ -132,7 +153,13 @@ pub fn prepare(row: &Row) -> Booted {
     let nonce = super::nonce();
     let node = Node { mac: row.mac, hostname: row.name, nonce: &nonce };
     let cfg = super::config(&lab, &scratch, &node, row.dhcp_config);
-    let dnsmasq = row.proxy.then(|| start_dnsmasq(&lab, &scratch));
+    let dnsmasq = row.proxy.then(|| {
+        if row.site_on_server {
+            start_dnsmasq_on_server(&lab, &scratch)
+        } else {
+            start_dnsmasq(&lab, &scratch)
+        }
+    });
     let mut args = vec!["--config", cfg.to_str().unwrap()];
     args.extend_from_slice(if row.proxy { &["--proxy-dhcp"][..] } else { &["--dhcp", "server"][..] });
     args.extend_from_slice(row.extra_args);

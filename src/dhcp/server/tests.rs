@@ -435,6 +435,22 @@ fn proxy_answers_only_boot_clients_with_no_address() {
     // The REQUEST to the real DHCP server is not ours.
     let o = t.send(EDK2_REQUEST);
     assert_eq!(o.event, Event::Ignored);
+    // Nor is it when the site's DHCP server runs on this host and so has our address: it asks
+    // for an address (option 50), which only the DHCP server gives.
+    let same_host = Msg::new(MessageType::Request, MAC_A, 9)
+        .opt(code::VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003016")
+        .opt(code::CLIENT_ARCH, &[0, 7])
+        .ip(code::SERVER_ID, SID)
+        .ip(code::REQUESTED_IP, Ipv4Addr::new(10, 9, 0, 150))
+        .done();
+    assert_eq!(t.send(&same_host).event, Event::Ignored, "the co-located DHCP server's REQUEST");
+    // A REQUEST to us on 67 that asks for no address is ours.
+    let to_proxy = Msg::new(MessageType::Request, MAC_A, 10)
+        .opt(code::VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003016")
+        .opt(code::CLIENT_ARCH, &[0, 7])
+        .ip(code::SERVER_ID, SID)
+        .done();
+    assert_eq!(t.send(&to_proxy).event, Event::ProxyAcked);
     // On 4011 the client, now configured, asks us directly.
     let src = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 150), 68);
     let mut a = arrival(PXE_PORT);
