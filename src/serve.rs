@@ -6,12 +6,17 @@ use crate::config::{Config, DhcpMode};
 use crate::http::{HttpLimits, HttpService, Match};
 use crate::lifecycle::{LifecycleService, NoLifecycle, NodeState, Observer, Store, api::Api};
 use crate::net::{EventLoop, iface};
+use crate::orchestrate::http_api::{self, OrchestrationApi};
+use crate::orchestrate::jobs::Jobs;
 use crate::status::Status;
 use crate::tftp::driver::{TftpService, TftpSettings, blksize_for_mtu};
 use crate::tftp::options::Limits;
 use std::error::Error;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -135,6 +140,8 @@ fn run_services(c: &Config, keep_lifecycle: bool) -> Result<(), BoxError> {
         Some(s) => s.clone(),
         None => Rc::new(NoLifecycle),
     };
+    let jobs = Jobs::new();
+    let stop_jobs = Arc::new(AtomicBool::new(false));
     let mut ev = EventLoop::new()?;
     if c.dhcp.mode != DhcpMode::Off {
         let s = crate::dhcp::driver::settings_from_config(c)
@@ -162,7 +169,16 @@ fn run_services(c: &Config, keep_lifecycle: bool) -> Result<(), BoxError> {
             .map_err(|e| -> BoxError { format!("http: {e}").into() })?;
         svc.set_observer(observer.clone());
         if let Some(store) = &store {
-            svc.add_route(Match::Prefix(crate::lifecycle::api::PREFIX), Box::new(Api::new(store.clone())));
+            // The orchestration paths (cluster-config, provision and check jobs) in front of the
+            // lifecycle API, which answers every other /api/v1/ path.
+            let route = OrchestrationApi::new(
+                c.cluster.clone(),
+                jobs.clone(),
+                http_api::self_url(c.listen, c.http.port),
+                stop_jobs.clone(),
+                Box::new(Api::new(store.clone())),
+            );
+            svc.add_route(Match::Prefix(crate::lifecycle::api::PREFIX), Box::new(route));
         }
         for f in &served {
             svc.add_file(&f.name, f.path.as_deref(), f.top_level)
@@ -191,6 +207,14 @@ fn run_services(c: &Config, keep_lifecycle: bool) -> Result<(), BoxError> {
     if let Some(store) = store {
         ev.add(Box::new(LifecycleService(store)))?;
     }
-    ev.run(true, || false)?;
+    let ran = ev.run(true, || false);
+    // Stop serving first (the jobs' lifecycle reports then fail at once instead of waiting),
+    // then let running provision jobs kill their installs.
+    drop(ev);
+    if jobs.running() > 0 {
+        log::info!("orchestration: stopping {} running job(s)", jobs.running());
+        http_api::wait_for_jobs(&jobs, &stop_jobs, Duration::from_secs(8));
+    }
+    ran?;
     Ok(())
 }

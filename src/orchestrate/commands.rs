@@ -35,7 +35,7 @@ fn load(path: &Path) -> Result<(Config, ClusterSettings), String> {
 }
 
 /// Finds a member by hostname or MAC.
-fn find<'a>(c: &'a ClusterSettings, name: &str) -> Result<&'a Member, String> {
+pub fn find<'a>(c: &'a ClusterSettings, name: &str) -> Result<&'a Member, String> {
     let by_mac = parse_mac(name);
     c.members.iter().find(|m| m.hostname == name || Some(m.mac) == by_mac).ok_or_else(|| {
         let names: Vec<&str> = c.members.iter().map(|m| m.hostname.as_str()).collect();
@@ -120,26 +120,32 @@ fn write_extra_files(root: &Path, cfg: &FirstBootConfig) -> std::io::Result<()> 
     f.write_all(cfg.to_json().as_bytes())
 }
 
-pub fn provision_main(a: &ProvisionArgs) -> ExitCode {
-    let (_, c) = match load(&a.config) {
-        Ok(x) => x,
-        Err(e) => return fail(e),
-    };
-    // The cluster-config must be sound before anything is installed with it.
-    let set = match checked_set(&c) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let log_dir = a.log_dir.clone().unwrap_or_else(|| c.log_dir.clone());
+/// What to provision, as the command line or the API's POST body says it.
+pub struct Choice<'a> {
+    /// Hostnames or MACs (ignored with `all`).
+    pub nodes: &'a [String],
+    pub all: bool,
+    pub flake: &'a str,
+    pub build_on_remote: bool,
+    pub with_cluster_config: bool,
+}
+
+/// The install targets, bootstrap nodes first; with `with_cluster_config` each node's
+/// cluster-config.json is written below `log_dir/extra-files/` for `--extra-files`.
+pub fn provision_targets(
+    c: &ClusterSettings,
+    set: &[FirstBootConfig],
+    a: &Choice<'_>,
+    log_dir: &Path,
+) -> Result<Vec<Target>, String> {
     let chosen: Vec<&Member> = if a.all {
         c.members.iter().collect()
     } else {
         let mut v: Vec<&Member> = Vec::new();
-        for n in &a.nodes {
-            match find(&c, n) {
-                Ok(m) if v.iter().any(|x| x.mac == m.mac) => {}
-                Ok(m) => v.push(m),
-                Err(e) => return fail(e),
+        for n in a.nodes {
+            let m = find(c, n)?;
+            if !v.iter().any(|x| x.mac == m.mac) {
+                v.push(m);
             }
         }
         // Bootstrap nodes first, as in the inventory.
@@ -148,16 +154,11 @@ pub fn provision_main(a: &ProvisionArgs) -> ExitCode {
     };
     let mut targets = Vec::new();
     for m in chosen {
-        let mut argv = match nixos_anywhere_argv(&c, m, &a.flake, a.build_on_remote) {
-            Ok(v) => v,
-            Err(e) => return fail(e),
-        };
+        let mut argv = nixos_anywhere_argv(c, m, a.flake, a.build_on_remote)?;
         if a.with_cluster_config {
             let cfg = set.iter().find(|x| x.node_id == m.hostname).expect("built for every member");
             let root = log_dir.join("extra-files").join(&m.hostname);
-            if let Err(e) = write_extra_files(&root, cfg) {
-                return fail(format!("{}: {e}", root.display()));
-            }
+            write_extra_files(&root, cfg).map_err(|e| format!("{}: {e}", root.display()))?;
             // Before the final user@host argument.
             let at = argv.len() - 1;
             argv.splice(at..at, ["--extra-files".to_string(), root.display().to_string()]);
@@ -171,6 +172,31 @@ pub fn provision_main(a: &ProvisionArgs) -> ExitCode {
             argv,
         });
     }
+    Ok(targets)
+}
+
+pub fn provision_main(a: &ProvisionArgs) -> ExitCode {
+    let (_, c) = match load(&a.config) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    // The cluster-config must be sound before anything is installed with it.
+    let set = match checked_set(&c) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let log_dir = a.log_dir.clone().unwrap_or_else(|| c.log_dir.clone());
+    let choice = Choice {
+        nodes: &a.nodes,
+        all: a.all,
+        flake: &a.flake,
+        build_on_remote: a.build_on_remote,
+        with_cluster_config: a.with_cluster_config,
+    };
+    let targets = match provision_targets(&c, &set, &choice, &log_dir) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
     let policy = Policy {
         parallel: a.parallel as usize,
         attempts: a.retries.saturating_add(1),

@@ -6,6 +6,7 @@
 //! - [`progress`]: the live display and the summary table.
 //! - [`health`]: the §6 checks on answers (sans-IO); [`cluster_check`] fetches them over HTTPS.
 //! - [`api`]: the client of the lifecycle API (`docs/api.md`).
+//! - [`jobs`], [`http_api`]: the same actions on the JSON API, as background jobs.
 //! - [`args`]: the command-line arguments; [`commands`]: the commands themselves.
 
 pub mod api;
@@ -14,6 +15,8 @@ pub mod cluster_check;
 pub mod cluster_config;
 pub mod commands;
 pub mod health;
+pub mod http_api;
+pub mod jobs;
 pub mod plan;
 pub mod progress;
 pub mod runner;
