@@ -8,7 +8,8 @@
 #
 # Needs root, perfdhcp (kea-admin), dnsmasq, kea-dhcp4 and a release build
 # (`cargo build --release`). Knobs: RATE (offered DORA/s, default 4000), SECS (per run, 10),
-# RUNS (3), CLIENTS (distinct MACs, 50000), BIN (ferroboot binary), SERVERS (which to run).
+# RUNS (3), CLIENTS (distinct MACs, 50000), BIN (ferroboot binary), SERVERS (which to run),
+# DNSMASQ_ARGS (extra dnsmasq flags, e.g. --leasefile-ro to see it without its lease file).
 # Each run starts the server with empty lease state. ferroboot fdatasyncs its journal before each
 # batch of ACKs; dnsmasq and kea's memfile write their lease files without an fsync per lease.
 set -euo pipefail
@@ -80,7 +81,7 @@ start_dnsmasq() {
     rm -f "$WORK/dnsmasq.leases"
     ip netns exec $S dnsmasq --keep-in-foreground --quiet-dhcp --port=0 --no-ping --interface=fbb0 --bind-interfaces \
         --dhcp-range=10.90.1.0,10.90.250.255,255.255.0.0,1h --dhcp-lease-max=100000 \
-        --dhcp-leasefile="$WORK/dnsmasq.leases" --log-facility="$WORK/dnsmasq.log" &
+        --dhcp-leasefile="$WORK/dnsmasq.leases" --log-facility="$WORK/dnsmasq.log" ${DNSMASQ_ARGS:-} &
     PID=$!
 }
 
