@@ -269,7 +269,12 @@ fn proxy_dhcp_beside_dnsmasq_gives_only_the_boot_file() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // dnsmasq must own its port-67 socket before the client broadcasts: wait for the bind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !lab.srv.exec(&["ss", "-lunp"]).1.contains("dnsmasq") {
+        assert!(std::time::Instant::now() < deadline, "dnsmasq did not bind port 67");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut srv = start(&config(&lab, &scratch, "proxy", ""), &lab.srv.name);
     let cif = lab.cli_if();
     let srv_ip = lab.ip(1);

@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{Scratch, Server, free_tcp_port, free_udp_port, random_file, require, run, sha256};
@@ -299,24 +297,9 @@ fn missing_configured_binary_is_an_error_naming_the_path() {
 
 /// Starts `ferroboot boot ARGS` and waits until TFTP and HTTP are up.
 fn start_boot(args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferroboot"))
-        .arg("boot")
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ferroboot boot");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut s = Server { child, log: rx, lines: Vec::new() };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferroboot"));
+    cmd.arg("boot").args(args).env("RUST_LOG", "info");
+    let mut s = Server::spawn(cmd);
     s.wait_for("tftp: serving", Duration::from_secs(10));
     s.wait_for("http: serving", Duration::from_secs(10));
     s

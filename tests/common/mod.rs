@@ -98,12 +98,16 @@ impl Server {
             }
             None => Command::new(bin),
         };
-        cmd.arg("serve")
-            .args(args)
-            .env("RUST_LOG", std::env::var("FB_LOG").unwrap_or("info".into()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start ferroboot");
+        cmd.arg("serve").args(args).env("RUST_LOG", std::env::var("FB_LOG").unwrap_or("info".into()));
+        let mut s = Server::spawn(cmd);
+        s.wait_for("tftp: serving", Duration::from_secs(10));
+        s
+    }
+
+    /// Spawns `cmd` (a ferroboot command line) with its stderr read into [`Server::log`] line by
+    /// line; stdout is discarded. Waits for nothing.
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start ferroboot");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -113,9 +117,7 @@ impl Server {
                 }
             }
         });
-        let mut s = Server { child, log: rx, lines: Vec::new() };
-        s.wait_for("tftp: serving", Duration::from_secs(10));
-        s
+        Server { child, log: rx, lines: Vec::new() }
     }
 
     /// Waits for a log line containing `needle`; panics with the log so far on timeout.

@@ -3,11 +3,9 @@
 #![allow(dead_code)]
 
 use crate::common::{Netns, Server, run};
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Two namespaces joined by a veth pair: `<tag>s` (server, `10.<n>.0.1/24` on `<tag>0`) and
@@ -49,24 +47,9 @@ impl Lab {
 /// Starts `ferroboot serve --config <cfg>` in `ns` and waits for the DHCP service.
 pub fn start(cfg: &std::path::Path, ns: &str) -> Server {
     let bin = env!("CARGO_BIN_EXE_ferroboot");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, bin, "serve", "--config"])
-        .arg(cfg)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ferroboot");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut s = Server { child, log: rx, lines: Vec::new() };
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, bin, "serve", "--config"]).arg(cfg).env("RUST_LOG", "debug");
+    let mut s = Server::spawn(cmd);
     s.wait_for("dhcp: serving", Duration::from_secs(10));
     s
 }
