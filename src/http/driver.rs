@@ -136,6 +136,8 @@ struct Conn {
     sent: u64,
     /// File bytes of the response sent so far.
     file_sent: u64,
+    /// `TCP_CORK` is set for the file body in flight (see [`set_cork`]).
+    corked: bool,
 }
 
 impl Conn {
@@ -177,6 +179,7 @@ impl Conn {
             status: 0,
             sent: 0,
             file_sent: 0,
+            corked: false,
         }
     }
 }
@@ -468,6 +471,7 @@ fn close_conn(sh: &mut Shared, c: &mut Conn, registry: &Registry) {
         let _ = registry.deregister(&mut s);
     }
     c.file = None;
+    c.corked = false;
     c.generation = c.generation.wrapping_add(1);
     c.armed = None;
     c.queued = false;
@@ -642,9 +646,30 @@ fn send(fd: i32, buf: &[u8], more: bool) -> io::Result<usize> {
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
+/// `TCP_CORK` on or off. A file body is sent corked, as nginx's `tcp_nopush` does: every
+/// `sendfile(2)` call would otherwise push its last, partial segment at once (the socket has
+/// `TCP_NODELAY`), ~5 % more segments for the receiver to handle. Uncorking pushes the tail.
+fn set_cork(fd: i32, on: bool) {
+    let v: libc::c_int = on.into();
+    // SAFETY: `v` outlives the call and its size is passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&raw const v).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 fn write_some(sh: &mut Shared, c: &mut Conn) -> WriteResult {
     let Some(stream) = c.stream.as_ref() else { return WriteResult::Failed };
     let fd = stream.as_raw_fd();
+    if c.body == Body::File && !c.corked {
+        set_cork(fd, true);
+        c.corked = true;
+    }
     let counters = &sh.status.http_counters;
     let mut budget = sh.limits.write_budget as u64;
     let mut progressed = false;
@@ -693,6 +718,10 @@ fn write_some(sh: &mut Shared, c: &mut Conn) -> WriteResult {
             }
             continue;
         } else {
+            if c.corked {
+                set_cork(fd, false);
+                c.corked = false;
+            }
             return WriteResult::Done;
         };
         match res {
