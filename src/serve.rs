@@ -4,7 +4,7 @@
 use crate::cli::{DhcpArg, ServeArgs};
 use crate::config::{Config, DhcpMode};
 use crate::http::{HttpLimits, HttpService, Match};
-use crate::lifecycle::{LifecycleService, NoLifecycle, NodeState, Observer, Store, api::Api};
+use crate::lifecycle::{LifecycleService, NoLifecycle, NodeState, Observer, Step, Store, api::Api};
 use crate::net::{EventLoop, iface};
 use crate::orchestrate::http_api::{self, OrchestrationApi};
 use crate::orchestrate::jobs::Jobs;
@@ -14,8 +14,6 @@ use crate::tftp::options::Limits;
 use std::error::Error;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -93,6 +91,18 @@ pub fn http_limits(c: &Config) -> HttpLimits {
     }
 }
 
+/// The nodes a stopping server's provision jobs were installing: their reports of the killed
+/// installs could not reach the API (it stopped serving first), so those still `installing` are
+/// recorded `failed` here, in the journal, instead of staying `installing` across the restart.
+fn mark_interrupted(store: &Store, macs: &[String]) {
+    for mac in macs.iter().filter_map(|m| crate::lifecycle::parse_mac_query(m.as_bytes())) {
+        if store.node(mac).is_some_and(|n| n.state == crate::lifecycle::State::Installing) {
+            let _ = store.event(mac, Step::Failed, "install interrupted: ferroboot stopped");
+        }
+    }
+    store.flush();
+}
+
 /// The node lifecycle store under the state dir; when it cannot be opened (no write access, held
 /// by another server) the lifecycle is kept in memory only, and the log says so.
 pub fn open_store(c: &Config) -> Store {
@@ -141,7 +151,6 @@ fn run_services(c: &Config, keep_lifecycle: bool) -> Result<(), BoxError> {
         None => Rc::new(NoLifecycle),
     };
     let jobs = Jobs::new();
-    let stop_jobs = Arc::new(AtomicBool::new(false));
     let mut ev = EventLoop::new()?;
     if c.dhcp.mode != DhcpMode::Off {
         let s = crate::dhcp::driver::settings_from_config(c)
@@ -175,7 +184,6 @@ fn run_services(c: &Config, keep_lifecycle: bool) -> Result<(), BoxError> {
                 c.cluster.clone(),
                 jobs.clone(),
                 http_api::self_url(c.listen, c.http.port),
-                stop_jobs.clone(),
                 Box::new(Api::new(store.clone())),
             );
             svc.add_route(Match::Prefix(crate::lifecycle::api::PREFIX), Box::new(route));
@@ -204,7 +212,7 @@ fn run_services(c: &Config, keep_lifecycle: bool) -> Result<(), BoxError> {
     if !c.tftp.enabled && !c.http.enabled && c.dhcp.mode == DhcpMode::Off {
         return Err("no service is enabled".into());
     }
-    if let Some(store) = store {
+    if let Some(store) = store.clone() {
         ev.add(Box::new(LifecycleService(store)))?;
     }
     let ran = ev.run(true, || false);
@@ -213,7 +221,10 @@ fn run_services(c: &Config, keep_lifecycle: bool) -> Result<(), BoxError> {
     drop(ev);
     if jobs.running() > 0 {
         log::info!("orchestration: stopping {} running job(s)", jobs.running());
-        http_api::wait_for_jobs(&jobs, &stop_jobs, Duration::from_secs(8));
+        let macs = http_api::wait_for_jobs(&jobs, Duration::from_secs(8));
+        if let Some(store) = &store {
+            mark_interrupted(store, &macs);
+        }
     }
     ran?;
     Ok(())

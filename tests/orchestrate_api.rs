@@ -3,7 +3,9 @@
 //! job (the fake nixos-anywhere of tests/orchestrate_support/) goes running → succeeded and the
 //! node's own lifecycle record shows installing → installed; a second provision meanwhile gets
 //! 409; `/health` answers at once while the job runs (the event loop is not blocked); a cluster
-//! check job against an unreachable node ends failed with the reason.
+//! check job against an unreachable node ends failed with the reason. A hung install is stopped
+//! by cancelling its job, and by stopping the server; either way the node ends `failed`, also
+//! across a restart.
 
 mod common;
 
@@ -56,6 +58,8 @@ struct Setup {
     cfg: std::path::PathBuf,
     ssh: u16,
     _ssh: TcpListener,
+    /// The server's arguments, to start it again on the same state.
+    args: Vec<String>,
 }
 
 /// The server with node01 (control-plane, its installer's SSH port open) and node02 (worker);
@@ -102,25 +106,78 @@ iam_port = {iam}
         ),
     )
     .unwrap();
-    let server = common::Server::start(
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--root",
-            scratch.root().to_str().unwrap(),
-            "--state-dir",
-            scratch.state().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1",
-            "--http-port",
-            &http.to_string(),
-            "--tftp-port",
-            &tftp.to_string(),
-        ],
-        None,
-    );
+    let args: Vec<String> = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--root",
+        scratch.root().to_str().unwrap(),
+        "--state-dir",
+        scratch.state().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1",
+        "--http-port",
+        &http.to_string(),
+        "--tftp-port",
+        &tftp.to_string(),
+    ]
+    .map(str::to_string)
+    .into();
+    let server = start(&args);
     let base = format!("http://127.0.0.1:{http}");
-    Setup { scratch, server, base, fake_dir, logs, cfg, ssh, _ssh }
+    Setup { scratch, server, base, fake_dir, logs, cfg, ssh, _ssh, args }
+}
+
+fn start(args: &[String]) -> common::Server {
+    common::Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), None)
+}
+
+/// node01 booted and a provision job whose install of it hangs: the job's id and the pid of the
+/// install's child (which must die with it).
+fn hung_install(s: &Setup) -> (String, String) {
+    std::fs::write(s.fake_dir.join("hang-node01"), "").unwrap();
+    let (code, v) = post(&format!("{}/api/v1/nodes/{MAC}/events", s.base), r#"{"event":"booted"}"#);
+    assert_eq!(code, 200, "{v}");
+    let (code, job) =
+        post(&format!("{}/api/v1/provision", s.base), r#"{"flake":"/srv/provisioning","all":true}"#);
+    assert_eq!(code, 202, "{job}");
+    let id = job["job"].as_str().unwrap().to_string();
+    // node02 is never booted: node01 (bootstrap) installs alone and hangs.
+    let pid_file = s.fake_dir.join("hang-node01.pid");
+    let start = Instant::now();
+    while !pid_file.exists() {
+        if start.elapsed() > Duration::from_secs(15) {
+            let (_, j) = curl(&[&format!("{}/api/v1/jobs/{id}", s.base)]);
+            panic!("the install never started: {j}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "the hung install's child runs");
+    (id, pid)
+}
+
+/// Waits for the hung install's child to go (its whole process group got SIGTERM; a zombie may
+/// linger until reaped by init).
+fn wait_gone(pid: &str) {
+    let gone = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |st| st.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !gone(pid) {
+        assert!(Instant::now() < deadline, "install child {pid} survived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// node01's lifecycle record: (state, detail of its last entry).
+fn node01(base: &str) -> (String, String) {
+    let (code, n) = curl(&[&format!("{base}/api/v1/nodes/{MAC}")]);
+    assert_eq!(code, 200, "{n}");
+    let n = json(&n);
+    let last = n["history"].as_array().and_then(|h| h.last()).cloned().unwrap_or_default();
+    (n["state"].as_str().unwrap_or("").to_string(), last["detail"].as_str().unwrap_or("").to_string())
 }
 
 #[test]
@@ -128,7 +185,7 @@ fn orchestration_through_the_api() {
     if !common::require("curl", "curl") {
         return;
     }
-    let Setup { scratch: _scratch, mut server, base, fake_dir, logs, cfg, ssh, _ssh } = setup(3);
+    let Setup { scratch: _scratch, mut server, base, fake_dir, logs, cfg, ssh, _ssh, .. } = setup(3);
 
     // cluster-config: the CLI's bytes, by hostname and by MAC; all nodes at once.
     let out = Command::new(env!("CARGO_BIN_EXE_ferroboot"))
@@ -251,50 +308,66 @@ fn orchestration_through_the_api() {
 }
 
 #[test]
+fn cancelling_a_job_stops_its_install() {
+    if !common::require("curl", "curl") {
+        return;
+    }
+    let s = setup(0);
+    let (id, pid) = hung_install(&s);
+    let url = format!("{}/api/v1/jobs/{id}/cancel", s.base);
+    let (code, v) = post(&url, "");
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["cancelled"], "cancelled through the API", "{v}");
+    wait_gone(&pid);
+    let (done, _) = wait_job(&s.base, &id, Duration::from_secs(15));
+    assert_eq!(done["state"], "failed", "{done}");
+    let err = done["error"].as_str().unwrap();
+    assert!(err.starts_with("cancelled through the API") && err.contains("node01"), "{done}");
+    assert_eq!(done["result"][0]["result"], "failed", "{done}");
+    // node02 (never booted) is not started once cancelled.
+    assert_ne!(done["result"][1]["result"], "installed", "{done}");
+    let log = std::fs::read_to_string(s.logs.join("node01.log")).unwrap();
+    assert!(log.contains("=== interrupted: sending SIGTERM to the process group ==="), "{log}");
+    let (state, detail) = node01(&s.base);
+    assert_eq!(state, "failed", "{detail}");
+    assert!(detail.contains("interrupted"), "{detail}");
+    // Once it ended, a cancel is a conflict; an unknown job is not found.
+    let (code, v) = post(&url, "");
+    assert_eq!((code, v["state"].as_str()), (409, Some("failed")), "{v}");
+    let (code, _) = post(&format!("{}/api/v1/jobs/999/cancel", s.base), "");
+    assert_eq!(code, 404);
+    // The server keeps serving: a new provision may start.
+    std::fs::remove_file(s.fake_dir.join("hang-node01")).unwrap();
+    let (code, job) =
+        post(&format!("{}/api/v1/provision", s.base), r#"{"flake":"/srv/provisioning","nodes":["node01"]}"#);
+    assert_eq!(code, 202, "{job}");
+    let mut server = s.server;
+    server.stop();
+}
+
+#[test]
 fn stopping_the_server_stops_a_running_install() {
     if !common::require("curl", "curl") {
         return;
     }
-    let Setup { scratch: _scratch, mut server, base, fake_dir, logs, _ssh, .. } = setup(0);
-    std::fs::write(fake_dir.join("hang-node01"), "").unwrap();
-    let (code, v) = post(&format!("{base}/api/v1/nodes/{MAC}/events"), r#"{"event":"booted"}"#);
-    assert_eq!(code, 200, "{v}");
-    let (code, job) =
-        post(&format!("{base}/api/v1/provision"), r#"{"flake":"/srv/provisioning","all":true}"#);
-    assert_eq!(code, 202, "{job}");
-    // node02 is never booted: node01 (bootstrap) installs alone and hangs.
-    let pid_file = fake_dir.join("hang-node01.pid");
-    let start = Instant::now();
-    while !pid_file.exists() {
-        if start.elapsed() > Duration::from_secs(15) {
-            let (_, j) = curl(&[&format!("{base}/api/v1/jobs/{}", job["job"].as_str().unwrap())]);
-            panic!("the install never started: {j}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
-    let alive = || Path::new(&format!("/proc/{pid}")).exists();
-    assert!(alive(), "the hung install's child runs");
+    let mut s = setup(0);
+    let (_, pid) = hung_install(&s);
     let t = Instant::now();
-    let status = server.stop();
-    assert!(status.success(), "{status:?}: {:?}", server.lines);
+    let status = s.server.stop();
+    assert!(status.success(), "{status:?}: {:?}", s.server.lines);
     assert!(t.elapsed() < Duration::from_secs(10), "stopped in {:?}", t.elapsed());
-    // The whole process group got SIGTERM (a zombie may linger until reaped by init).
-    let gone = |pid: &str| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_or(true, |st| st.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
-    };
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !gone(&pid) {
-        assert!(Instant::now() < deadline, "install child {pid} survived the server");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = std::fs::read_to_string(logs.join("node01.log")).unwrap();
+    wait_gone(&pid);
+    let log = std::fs::read_to_string(s.logs.join("node01.log")).unwrap();
     assert!(log.contains("=== interrupted: sending SIGTERM to the process group ==="), "{log}");
     assert!(
-        server.lines.iter().any(|l| l.contains("orchestration: stopping 1 running job")),
+        s.server.lines.iter().any(|l| l.contains("orchestration: stopping 1 running job")),
         "{:?}",
-        server.lines
+        s.server.lines
     );
+    // Started again on the same state, the node is not left `installing` by an install that no
+    // longer runs.
+    let mut again = start(&s.args);
+    let (state, detail) = node01(&s.base);
+    assert_eq!((state.as_str(), detail.as_str()), ("failed", "install interrupted: ferroboot stopped"));
+    again.stop();
 }

@@ -6,7 +6,7 @@
 #![no_main]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use ferroboot::config::cluster::ClusterSettings;
 use ferroboot::http::request::Method;
@@ -77,7 +77,6 @@ fuzz_target!(|data: &[u8]| {
         Some(cluster()),
         Jobs::new(),
         "http://127.0.0.1:1".into(),
-        Arc::default(),
         Box::new(Lifecycle),
     );
     let req = RouteRequest {

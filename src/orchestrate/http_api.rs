@@ -13,7 +13,7 @@
 use super::cluster_check::{self, Checker};
 use super::cluster_config::{self, FirstBootConfig};
 use super::commands::{Choice, find, provision_targets};
-use super::jobs::{JobState, Jobs, Kind, ProgressSink, Refused};
+use super::jobs::{CancelError, JobState, Jobs, Kind, ProgressSink, Refused};
 use super::plan::{Outcome, Phase, Policy, Scheduler};
 use super::runner::{self, Target};
 use crate::config::cluster::ClusterSettings;
@@ -25,7 +25,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// `POST /api/v1/provision`.
@@ -147,6 +146,8 @@ pub enum ApiTarget {
     Check,
     Jobs,
     Job(String),
+    /// `jobs/{id}/cancel`.
+    JobCancel(String),
     /// Not ours: the lifecycle route's.
     Other,
 }
@@ -163,9 +164,13 @@ pub fn parse_target(path: &[u8]) -> ApiTarget {
         b"jobs" | b"jobs/" => ApiTarget::Jobs,
         _ => {
             if let Some(id) = rest.strip_prefix(b"jobs/") {
+                let (id, cancel) = match id.strip_suffix(b"/cancel") {
+                    Some(id) => (id, true),
+                    None => (id, false),
+                };
                 if !id.is_empty() && !id.contains(&b'/') {
                     if let Some(id) = text(id) {
-                        return ApiTarget::Job(id);
+                        return if cancel { ApiTarget::JobCancel(id) } else { ApiTarget::Job(id) };
                     }
                 }
             }
@@ -188,8 +193,6 @@ pub struct OrchestrationApi {
     jobs: Jobs,
     /// This server's base URL, for the provision jobs' lifecycle reports.
     server: String,
-    /// Set when the server stops: running installs are killed.
-    stop: Arc<AtomicBool>,
     lifecycle: Box<dyn Route>,
 }
 
@@ -225,10 +228,9 @@ impl OrchestrationApi {
         cluster: Option<ClusterSettings>,
         jobs: Jobs,
         server: String,
-        stop: Arc<AtomicBool>,
         lifecycle: Box<dyn Route>,
     ) -> OrchestrationApi {
-        OrchestrationApi { cluster: cluster.map(Arc::new), jobs, server, stop, lifecycle }
+        OrchestrationApi { cluster: cluster.map(Arc::new), jobs, server, lifecycle }
     }
 
     fn cluster(&self, body: &mut Vec<u8>) -> Result<&Arc<ClusterSettings>, Reply> {
@@ -341,8 +343,9 @@ impl OrchestrationApi {
             ready_timeout: Duration::from_secs(r.ready_timeout_s),
             probe_interval: Duration::from_secs(2),
         };
-        let (jobs, id, server, stop) =
-            (self.jobs.clone(), job.job.clone(), self.server.clone(), self.stop.clone());
+        // Set by a cancel request or when the server stops (`Jobs::cancel`).
+        let stop = self.jobs.stop_flag(&job.job).unwrap_or_default();
+        let (jobs, id, server) = (self.jobs.clone(), job.job.clone(), self.server.clone());
         let spawned = std::thread::Builder::new().name(format!("provision-{id}")).spawn(move || {
             let api = super::api::Api::new(&server, Duration::from_secs(10));
             let opts = runner::Options {
@@ -359,7 +362,15 @@ impl OrchestrationApi {
                 .filter(|&i| matches!(report.scheduler.outcome(i), Some(Outcome::Failed(_))))
                 .map(|i| targets[i].name.as_str())
                 .collect();
-            let error = if !failed.is_empty() {
+            let cancelled = jobs.get(&id).and_then(|j| j.cancelled);
+            let error = if let Some(why) = cancelled {
+                let stopped = if failed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; failed: {}", failed.join(", "))
+                };
+                Some(format!("{why}{stopped}"))
+            } else if !failed.is_empty() {
                 Some(format!("failed: {}", failed.join(", ")))
             } else if !report.warnings.is_empty() {
                 Some(format!("lifecycle update failed: {}", report.warnings.join("; ")))
@@ -442,6 +453,27 @@ impl OrchestrationApi {
         self.accepted(body, &job.job)
     }
 
+    /// `POST /api/v1/jobs/{id}/cancel`: 202 with the job (still running until its installs are
+    /// stopped), 404, or 409 when it ended already or is a cluster check.
+    fn cancel(&self, id: &str, body: &mut Vec<u8>) -> Reply {
+        match self.jobs.cancel(id, "cancelled through the API") {
+            Ok(j) => {
+                log::info!("orchestration: job {id} cancelled through the API");
+                write_json(body, 202, &j)
+            }
+            Err(CancelError::NotFound) => {
+                error(body, 404, &format!("no job {:?}", crate::lifecycle::machine::truncate(id, 64)))
+            }
+            Err(CancelError::Ended(state)) => {
+                let state = serde_json::to_value(state).unwrap_or(Value::Null);
+                write_json(body, 409, &json!({ "error": format!("job {id} already ended"), "state": state }))
+            }
+            Err(CancelError::NotCancellable(_)) => {
+                error(body, 409, &format!("job {id} is a cluster check: it ends by itself within its wait_s"))
+            }
+        }
+    }
+
     fn accepted(&self, body: &mut Vec<u8>, id: &str) -> Reply {
         match self.jobs.get(id) {
             Some(j) => {
@@ -494,6 +526,7 @@ impl Route for OrchestrationApi {
                     error(body, 404, &format!("no job {:?}", crate::lifecycle::machine::truncate(id, 64)))
                 }
             },
+            (ApiTarget::JobCancel(id), Method::Post) => self.cancel(id, body),
             (ApiTarget::Provision, Method::Post) => self.provision(req, body),
             (ApiTarget::Check, Method::Post) => self.check(req, body),
             (t, m) => {
@@ -516,20 +549,31 @@ impl Route for OrchestrationApi {
 
 fn allow(t: &ApiTarget) -> &'static str {
     match t {
-        ApiTarget::Provision | ApiTarget::Check => "POST",
+        ApiTarget::Provision | ApiTarget::Check | ApiTarget::JobCancel(_) => "POST",
         _ => "GET, HEAD",
     }
 }
 
-/// Where a stopped server waits for its provision jobs to kill their installs.
-pub fn wait_for_jobs(jobs: &Jobs, stop: &AtomicBool, grace: Duration) {
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+/// Where a stopped server tells its provision jobs to stop and waits (up to `grace`) for them
+/// to kill their installs. Returns the MACs those jobs were installing.
+pub fn wait_for_jobs(jobs: &Jobs, grace: Duration) -> Vec<String> {
+    let stopped = jobs.cancel_all("ferroboot stopped");
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline
         && jobs.list().iter().any(|j| j.kind == Kind::Provision && j.state == JobState::Running)
     {
         std::thread::sleep(Duration::from_millis(50));
     }
+    stopped
+        .iter()
+        .filter_map(|id| jobs.get(id))
+        .filter_map(|j| match j.result {
+            Value::Array(rows) => Some(rows),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|row| row["mac"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// The base URL the jobs reach this server at.
@@ -560,6 +604,9 @@ mod tests {
         assert_eq!(parse_target(b"/api/v1/jobs"), ApiTarget::Jobs);
         assert_eq!(parse_target(b"/api/v1/jobs/12"), ApiTarget::Job("12".into()));
         assert_eq!(parse_target(b"/api/v1/jobs/12/x"), ApiTarget::Other);
+        assert_eq!(parse_target(b"/api/v1/jobs/12/cancel"), ApiTarget::JobCancel("12".into()));
+        assert_eq!(parse_target(b"/api/v1/jobs//cancel"), ApiTarget::Other);
+        assert_eq!(parse_target(b"/api/v1/jobs/1/2/cancel"), ApiTarget::Other);
         assert_eq!(parse_target(b"/api/v1/nodes/52:54:00:00:00:01"), ApiTarget::Other);
         assert_eq!(parse_target(b"/api/v1/nodes"), ApiTarget::Other);
     }
@@ -627,13 +674,7 @@ mod tests {
         .unwrap();
         let mut c = crate::config::Config::load(&p).unwrap().cluster.unwrap();
         edit(&mut c);
-        OrchestrationApi::new(
-            Some(c),
-            Jobs::new(),
-            "http://127.0.0.1:1".into(),
-            Arc::default(),
-            Box::new(Lifecycle),
-        )
+        OrchestrationApi::new(Some(c), Jobs::new(), "http://127.0.0.1:1".into(), Box::new(Lifecycle))
     }
 
     fn call(r: &OrchestrationApi, method: Method, path: &'static [u8], body: &'static [u8]) -> (u16, String) {
@@ -652,6 +693,31 @@ mod tests {
     }
 
     #[test]
+    fn cancel_answers() {
+        let r = route(|_| {});
+        let check = r.jobs.start(Kind::ClusterCheck, json!({}), Value::Null, 0).unwrap();
+        let prov = r.jobs.start(Kind::Provision, json!({}), Value::Null, 0).unwrap();
+        let path = |id: &str| -> &'static [u8] { format!("/api/v1/jobs/{id}/cancel").leak().as_bytes() };
+        let (code, body) = call(&r, Method::Post, path(&check.job), b"");
+        assert_eq!(code, 409, "{body}");
+        assert!(body.contains("cluster check"), "{body}");
+        for _ in 0..2 {
+            let (code, body) = call(&r, Method::Post, path(&prov.job), b"");
+            assert_eq!(code, 202, "{body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                (v["state"].as_str(), v["cancelled"].as_str()),
+                (Some("running"), Some("cancelled through the API"))
+            );
+        }
+        assert!(r.jobs.stop_flag(&prov.job).unwrap().load(std::sync::atomic::Ordering::SeqCst));
+        r.jobs.finish(&prov.job, Value::Null, Some("cancelled through the API".into()), 1);
+        let (code, body) = call(&r, Method::Post, path(&prov.job), b"");
+        assert_eq!(code, 409, "{body}");
+        assert!(body.contains("already ended") && body.contains("failed"), "{body}");
+    }
+
+    #[test]
     fn answers_without_jobs() {
         let r = route(|_| {});
         let (code, body) = call(&r, Method::Get, b"/api/v1/nodes/52-54-00-00-04-01/cluster-config", b"");
@@ -661,6 +727,9 @@ mod tests {
         assert_eq!(call(&r, Method::Get, b"/api/v1/nodes", b""), (200, "lifecycle".into()));
         assert_eq!(call(&r, Method::Get, b"/api/v1/jobs/1", b"").0, 404);
         assert_eq!(call(&r, Method::Post, b"/api/v1/jobs", b"").0, 405);
+        assert_eq!(call(&r, Method::Post, b"/api/v1/jobs/1/cancel", b"").0, 404);
+        assert_eq!(call(&r, Method::Get, b"/api/v1/jobs/1/cancel", b"").0, 405);
+        assert_eq!(r.allow(b"/api/v1/jobs/1/cancel"), "POST");
         assert_eq!(call(&r, Method::Get, b"/api/v1/cluster/check", b"").0, 405);
         assert_eq!(r.allow(b"/api/v1/provision"), "POST");
         assert_eq!(call(&r, Method::Post, b"/api/v1/provision", b"{}").0, 400);

@@ -5,7 +5,8 @@
 //! Plain data, `Send`, with the clock passed in: unit-tested without threads.
 
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Finished jobs kept (the oldest finished one is dropped beyond this).
@@ -42,6 +43,8 @@ pub struct Job {
     pub result: serde_json::Value,
     /// Why it failed, in one line (`null` while running or when it succeeded).
     pub error: Option<String>,
+    /// Why it was told to stop (`cancelled through the API`, `ferroboot stopped`), once it was.
+    pub cancelled: Option<String>,
     /// The plain progress lines (`[+12s] node01: installing (attempt 1/3)`), the last ones.
     pub progress: VecDeque<String>,
 }
@@ -53,10 +56,22 @@ pub enum Refused {
     Busy(String),
 }
 
+/// Why a job could not be cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelError {
+    NotFound,
+    /// It already ended: how.
+    Ended(JobState),
+    /// Cluster checks end by themselves within their `wait_s`; only provisions stop early.
+    NotCancellable(Kind),
+}
+
 #[derive(Default)]
 struct Table {
     next: u64,
     jobs: VecDeque<Job>,
+    /// The stop flag of each running provision job, which its runner polls.
+    stops: HashMap<String, Arc<AtomicBool>>,
 }
 
 /// The shared table; clones share it.
@@ -99,8 +114,12 @@ impl Jobs {
             request,
             result,
             error: None,
+            cancelled: None,
             progress: VecDeque::new(),
         };
+        if kind == Kind::Provision {
+            t.stops.insert(job.job.clone(), Arc::new(AtomicBool::new(false)));
+        }
         t.jobs.push_back(job.clone());
         // Drop the oldest finished jobs beyond the cap; running ones always stay.
         while t.jobs.len() > MAX_JOBS {
@@ -134,6 +153,34 @@ impl Jobs {
             j.error = error;
             j.ended_ms = Some(now_ms);
         }
+        t.stops.remove(id);
+    }
+
+    /// The flag a provision job's runner polls: set, its installs are stopped (SIGTERM, then
+    /// SIGKILL) and reported failed, and nothing new starts. `None` for other jobs.
+    pub fn stop_flag(&self, id: &str) -> Option<Arc<AtomicBool>> {
+        self.lock().stops.get(id).cloned()
+    }
+
+    /// Tells a running provision job to stop, recording why; it ends (failed) once its installs
+    /// are stopped. Returns the job as it is now (still running).
+    pub fn cancel(&self, id: &str, reason: &str) -> Result<Job, CancelError> {
+        let mut t = self.lock();
+        let t = &mut *t;
+        let j = t.jobs.iter_mut().find(|j| j.job == id).ok_or(CancelError::NotFound)?;
+        if j.state != JobState::Running {
+            return Err(CancelError::Ended(j.state));
+        }
+        let stop = t.stops.get(id).ok_or(CancelError::NotCancellable(j.kind))?;
+        stop.store(true, Ordering::SeqCst);
+        j.cancelled.get_or_insert_with(|| reason.to_string());
+        Ok(j.clone())
+    }
+
+    /// [`Jobs::cancel`] for every running provision job (the server is stopping); their ids.
+    pub fn cancel_all(&self, reason: &str) -> Vec<String> {
+        let ids: Vec<String> = self.lock().stops.keys().cloned().collect();
+        ids.into_iter().filter(|id| self.cancel(id, reason).is_ok()).collect()
     }
 
     pub fn get(&self, id: &str) -> Option<Job> {
@@ -251,6 +298,39 @@ mod tests {
     }
 
     #[test]
+    fn cancelling_sets_the_stop_flag_once_and_only_for_running_provisions() {
+        let jobs = Jobs::new();
+        let p = jobs.start(Kind::Provision, json!({}), json!(null), 0).unwrap();
+        let c = jobs.start(Kind::ClusterCheck, json!({}), json!(null), 0).unwrap();
+        let flag = jobs.stop_flag(&p.job).unwrap();
+        assert!(jobs.stop_flag(&c.job).is_none());
+        assert!(!flag.load(Ordering::SeqCst));
+        let j = jobs.cancel(&p.job, "cancelled through the API").unwrap();
+        assert_eq!((j.state, j.cancelled.as_deref()), (JobState::Running, Some("cancelled through the API")));
+        assert!(flag.load(Ordering::SeqCst));
+        // A second request keeps the first reason.
+        jobs.cancel(&p.job, "ferroboot stopped").unwrap();
+        assert_eq!(jobs.get(&p.job).unwrap().cancelled.as_deref(), Some("cancelled through the API"));
+        assert_eq!(jobs.cancel(&c.job, "x"), Err(CancelError::NotCancellable(Kind::ClusterCheck)));
+        assert_eq!(jobs.cancel("99", "x"), Err(CancelError::NotFound));
+        jobs.finish(&p.job, json!(null), Some("cancelled".into()), 1);
+        assert_eq!(jobs.cancel(&p.job, "x"), Err(CancelError::Ended(JobState::Failed)));
+        assert!(jobs.stop_flag(&p.job).is_none(), "the flag goes with the job's end");
+    }
+
+    #[test]
+    fn cancel_all_reaches_every_running_provision() {
+        let jobs = Jobs::new();
+        let done = jobs.start(Kind::Provision, json!({}), json!(null), 0).unwrap();
+        jobs.finish(&done.job, json!(null), None, 1);
+        let p = jobs.start(Kind::Provision, json!({}), json!(null), 2).unwrap();
+        jobs.start(Kind::ClusterCheck, json!({}), json!(null), 3).unwrap();
+        assert_eq!(jobs.cancel_all("ferroboot stopped"), vec![p.job.clone()]);
+        assert_eq!(jobs.get(&p.job).unwrap().cancelled.as_deref(), Some("ferroboot stopped"));
+        assert!(jobs.get(&done.job).unwrap().cancelled.is_none());
+    }
+
+    #[test]
     fn job_json_shape() {
         let jobs = Jobs::new();
         let j = jobs.start(Kind::ClusterCheck, json!({"wait_s": 5}), json!(null), 7).unwrap();
@@ -259,6 +339,6 @@ mod tests {
         assert_eq!(v["kind"], "cluster_check");
         assert_eq!(v["state"], "running");
         assert_eq!(v["started_ms"], 7);
-        assert!(v["ended_ms"].is_null() && v["error"].is_null());
+        assert!(v["ended_ms"].is_null() && v["error"].is_null() && v["cancelled"].is_null());
     }
 }
