@@ -106,29 +106,10 @@ iam_port = {iam}
         ),
     )
     .unwrap();
-    let args: Vec<String> = [
-        "--config",
-        cfg.to_str().unwrap(),
-        "--root",
-        scratch.root().to_str().unwrap(),
-        "--state-dir",
-        scratch.state().to_str().unwrap(),
-        "--listen",
-        "127.0.0.1",
-        "--http-port",
-        &http.to_string(),
-        "--tftp-port",
-        &tftp.to_string(),
-    ]
-    .map(str::to_string)
-    .into();
-    let server = start(&args);
+    let args = scratch.serve_args(&cfg, http, tftp);
+    let server = common::Server::start_with(&args);
     let base = format!("http://127.0.0.1:{http}");
     Setup { scratch, server, base, fake_dir, logs, cfg, ssh, _ssh, args }
-}
-
-fn start(args: &[String]) -> common::Server {
-    common::Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), None)
 }
 
 /// node01 booted and a provision job whose install of it hangs: the job's id and the pid of the
@@ -366,7 +347,7 @@ fn stopping_the_server_stops_a_running_install() {
     );
     // Started again on the same state, the node is not left `installing` by an install that no
     // longer runs.
-    let mut again = start(&s.args);
+    let mut again = common::Server::start_with(&s.args);
     let (state, detail) = node01(&s.base);
     assert_eq!((state.as_str(), detail.as_str()), ("failed", "install interrupted: ferroboot stopped"));
     again.stop();

@@ -36,23 +36,7 @@ ssh_port = {ssh}
         ),
     )
     .unwrap();
-    let mut server = common::Server::start(
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--root",
-            scratch.root().to_str().unwrap(),
-            "--state-dir",
-            scratch.state().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1",
-            "--http-port",
-            &http.to_string(),
-            "--tftp-port",
-            &tftp.to_string(),
-        ],
-        None,
-    );
+    let mut server = common::Server::start_with(&scratch.serve_args(&cfg, http, tftp));
     let base = format!("http://127.0.0.1:{http}");
     // The installer's callback, as docs/api.md shows it.
     let (ok, out) = common::run(Command::new("curl").args([

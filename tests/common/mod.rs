@@ -106,6 +106,11 @@ impl Server {
 
     /// Spawns `cmd` (a ferroboot command line) with its stderr read into [`Server::log`] line by
     /// line; stdout is discarded. Waits for nothing.
+    /// [`Server::start`] without a namespace, with owned arguments.
+    pub fn start_with(args: &[String]) -> Server {
+        Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), None)
+    }
+
     pub fn spawn(mut cmd: Command) -> Server {
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start ferroboot");
         let stderr = child.stderr.take().unwrap();
@@ -196,6 +201,15 @@ impl Scratch {
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+    /// `serve` with `cfg`, this root and state dir, on 127.0.0.1 at these ports: start it with
+    /// [`Server::start_with`] (again, on the same state, after a stop).
+    pub fn serve_args(&self, cfg: &Path, http: u16, tftp: u16) -> Vec<String> {
+        let [cfg, root, state] =
+            [cfg.to_path_buf(), self.root(), self.state()].map(|p| p.display().to_string());
+        let args = ["--config", &cfg, "--root", &root, "--state-dir", &state, "--listen", "127.0.0.1"];
+        let ports = ["--http-port".to_string(), http.to_string(), "--tftp-port".into(), tftp.to_string()];
+        args.map(str::to_string).into_iter().chain(ports).collect()
     }
 }
 
