@@ -30,8 +30,8 @@ use crate::lifecycle::{NoLifecycle, Observer};
 use crate::net::{Service, sock};
 use crate::status::{Counters, ServiceState, Status};
 
-/// Knobs of the HTTP service. The lead wires config keys to these later; the defaults are what
-/// `serve` runs with until then.
+/// Knobs of the HTTP service. `serve` sets the first five from `[http]` (`serve::http_limits`);
+/// the backlog and the write budget keep their defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
     /// Open connections at most. Further ones are accepted, answered 503 and closed, without
