@@ -2,7 +2,8 @@
 //! removes: busybox udhcpc and ISC dhclient get, renew and release leases (and a reservation
 //! its fixed address and hostname), nmap's broadcast-dhcp-discover sees the offer, a relayed
 //! client through ISC dhcrelay gets a lease, and ProxyDHCP beside dnsmasq hands out only the
-//! boot file. Needs root; under CI=true a missing tool or root is a failure.
+//! boot file, naming on each link of a multi-homed host the address that link reaches. Needs
+//! root; under CI=true a missing tool or root is a failure.
 
 mod common;
 mod dhcp_common;
@@ -339,5 +340,62 @@ fn proxy_dhcp_beside_dnsmasq_gives_only_the_boot_file() {
     );
     let _ = dnsmasq.kill();
     let _ = dnsmasq.wait();
+    srv.stop();
+}
+
+#[test]
+fn multi_homed_proxy_names_the_address_of_each_link() {
+    // ProxyDHCP on a host with two provisioning links, no `interface` and no `server_address`:
+    // a client on either link must be sent to the address on its own link (siaddr and the
+    // script URL), not to the other link's, which it cannot reach.
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new("fbmh", 87);
+    let second = lab.second_link(88);
+    let scratch = Scratch::new();
+    let cfg = scratch.path("ferroboot.toml");
+    let text = format!(
+        "root = \"{}\"\nstate_dir = \"{}\"\n[dhcp]\nmode = \"proxy\"\n[tftp]\nenabled = false\n",
+        scratch.root().display(),
+        scratch.state().display()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut srv = start(&cfg, &lab.srv.name);
+    for (ns, dev, addr) in [
+        (lab.cli.name.clone(), lab.cli_if(), Ipv4Addr::new(10, 87, 0, 1)),
+        (second.name.clone(), format!("{}b1", lab.tag), Ipv4Addr::new(10, 88, 0, 1)),
+    ] {
+        let (rom, ipxe) = in_netns(&ns, move || {
+            let sock = client_socket(&dev, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68));
+            let bcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
+            let mac = [0x02, 0xcc, 0, 0, 0, addr.octets()[1]];
+            let arch: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00000:UNDI:002001"), (93, &[0, 0])];
+            let rom = exchange(
+                &sock,
+                &message(1, mac, 0x4141, Ipv4Addr::UNSPECIFIED, arch),
+                bcast,
+                0x4141,
+                Duration::from_secs(3),
+            );
+            // The iPXE it loads: user class "iPXE", HTTP in its feature list (option 175, 19).
+            let mut opts = arch.to_vec();
+            opts.extend_from_slice(&[(77, &b"iPXE"[..]), (175, &[19, 1, 1][..])]);
+            let ipxe = exchange(
+                &sock,
+                &message(1, mac, 0x4242, Ipv4Addr::UNSPECIFIED, &opts),
+                bcast,
+                0x4242,
+                Duration::from_secs(3),
+            );
+            (rom, ipxe)
+        });
+        let log = || srv.lines.join("\n");
+        let rom = rom.first().unwrap_or_else(|| panic!("no offer on the link of {addr}; log:\n{}", log()));
+        assert_eq!((rom.src, rom.siaddr, rom.file.as_str()), (addr, addr, "undionly.kpxe"), "{}", log());
+        assert_eq!(rom.opt(54), Some(&addr.octets()[..]), "server identifier");
+        let ipxe = ipxe.first().unwrap_or_else(|| panic!("no iPXE offer on the link of {addr}"));
+        assert_eq!(ipxe.file, format!("http://{addr}:8080/boot.ipxe"), "{}", log());
+    }
     srv.stop();
 }

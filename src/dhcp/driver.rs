@@ -300,7 +300,8 @@ impl DhcpService {
             let data = &self.rbuf[..meta.len];
             let o = self.server.handle_packet(now, data, &arrival, slot);
             log_outcome(data, &o, &arrival);
-            observe(&*self.observer, &self.settings.server.policy, data, &o, &arrival);
+            let policy = self.server.policy(o.reply.map_or(arrival.local_addr, |r| r.server_id));
+            observe(&*self.observer, policy, data, &o, &arrival);
             self.count(o.event);
             if let Some(rec) = o.journal {
                 if let Some(j) = self.journal.as_mut() {

@@ -298,6 +298,25 @@ impl PolicyConfig {
     pub fn set_script_path(&mut self, path: &str) {
         self.ipxe_script_url = format!("{}{}", self.http_base(), path.trim_start_matches('/'));
     }
+
+    /// The same policy answering from `server`: `siaddr` and the host of every URL on our HTTP
+    /// server (those starting with [`PolicyConfig::http_base`]) become `server`.
+    pub fn for_server(&self, server: Ipv4Addr) -> PolicyConfig {
+        let old = self.http_base();
+        let mut c = self.clone();
+        c.server = server;
+        let new = c.http_base();
+        let rehost = |u: &mut String| {
+            if let Some(rest) = u.strip_prefix(old.as_str()) {
+                *u = format!("{new}{rest}");
+            }
+        };
+        rehost(&mut c.ipxe_script_url);
+        for f in [Family::Bios, Family::EfiIa32, Family::EfiX64, Family::EfiArm32, Family::EfiArm64] {
+            rehost(c.binary_urls.get_mut(f));
+        }
+        c
+    }
 }
 
 impl Default for PolicyConfig {
@@ -492,6 +511,23 @@ mod tests {
 
     fn cfg() -> PolicyConfig {
         PolicyConfig::new(Mode::Server, Ipv4Addr::new(192, 0, 2, 1), 8080)
+    }
+
+    #[test]
+    fn for_server_rehosts_our_urls_only() {
+        let mut p = PolicyConfig::new(Mode::Proxy, Ipv4Addr::new(10, 0, 0, 1), 8080);
+        p.set_binary(Family::EfiArm64, "/arm/snp.efi");
+        p.binary_urls.bios = "http://mirror.example/undionly.kpxe".into();
+        let q = p.for_server(Ipv4Addr::new(192, 168, 1, 5));
+        assert_eq!(q.server, Ipv4Addr::new(192, 168, 1, 5));
+        assert_eq!(q.ipxe_script_url, "http://192.168.1.5:8080/boot.ipxe");
+        assert_eq!(q.binary_urls.efi_x64, "http://192.168.1.5:8080/ipxe.efi");
+        assert_eq!(q.binary_urls.efi_arm64, "http://192.168.1.5:8080/arm/snp.efi");
+        assert_eq!(q.binary_urls.bios, "http://mirror.example/undionly.kpxe", "not ours: kept");
+        assert_eq!((q.binaries, q.http_port, q.mode), (p.binaries.clone(), 8080, Mode::Proxy));
+        let mut p80 = PolicyConfig::new(Mode::Server, Ipv4Addr::new(10, 0, 0, 1), 80);
+        p80.set_script_path("/x/boot.ipxe");
+        assert_eq!(p80.for_server(Ipv4Addr::new(10, 1, 1, 1)).ipxe_script_url, "http://10.1.1.1/x/boot.ipxe");
     }
 
     #[test]

@@ -300,7 +300,14 @@ pub struct Server {
     stats: ServerStats,
     /// Bindings in state Leased (kept so the count is O(1)).
     leased: usize,
+    /// Without a configured server address, the policy for each local address requests arrived
+    /// on (a multi-homed host): `siaddr` and the URLs name the interface the client can reach.
+    /// Built the first time an address is seen, at most [`MAX_LOCAL_POLICIES`].
+    local_policies: Vec<(Ipv4Addr, PolicyConfig)>,
 }
+
+/// Local addresses with a policy of their own; beyond them, the configured policy is used.
+pub const MAX_LOCAL_POLICIES: usize = 16;
 
 impl Server {
     /// A server with an empty lease table. `epoch`/`epoch_unix` pin the monotonic clock to wall
@@ -343,8 +350,33 @@ impl Server {
             epoch_unix,
             stats: ServerStats::default(),
             leased: 0,
+            local_policies: Vec::with_capacity(MAX_LOCAL_POLICIES),
             settings,
         })
+    }
+
+    /// The boot policy for replies sent from `sid`: the configured one, or with no configured
+    /// server address, the one naming `sid`, built when `sid` was first seen.
+    pub fn policy(&self, sid: Ipv4Addr) -> &PolicyConfig {
+        let own = self.settings.server_address.is_none() && sid != self.settings.policy.server;
+        own.then(|| self.local_policies.iter().find(|(a, _)| *a == sid).map(|(_, p)| p))
+            .flatten()
+            .unwrap_or(&self.settings.policy)
+    }
+
+    /// Makes sure [`Server::policy`] has `sid`'s policy (allocates once per local address).
+    fn learn_policy(&mut self, sid: Ipv4Addr) {
+        let s = &self.settings;
+        if s.server_address.is_some()
+            || sid == s.policy.server
+            || sid.is_unspecified()
+            || self.local_policies.len() == MAX_LOCAL_POLICIES
+            || self.local_policies.iter().any(|(a, _)| *a == sid)
+        {
+            return;
+        }
+        let p = s.policy.for_server(sid);
+        self.local_policies.push((sid, p));
     }
 
     pub fn settings(&self) -> &ServerSettings {
@@ -908,10 +940,11 @@ impl Server {
         journal: Option<LeaseRecord>,
         reason: &'static str,
     ) -> Outcome {
+        self.learn_policy(sid);
         let history = self.history_of(mac, now);
         let info = ClientInfo::from_request(req);
         let s = &self.settings;
-        let d = decide(&info, &s.policy, &history);
+        let d = decide(&info, self.policy(sid), &history);
         let mut r = Reply::answering(req, mt).with_network(&s.dhcp);
         r.server_id = Some(sid);
         r.yiaddr = yiaddr;
@@ -979,10 +1012,11 @@ impl Server {
             _ => return Outcome::ignored("ProxyDHCP: unexpected message type"),
         };
         let mac = req.mac();
+        self.learn_policy(sid);
         let history = self.history_of(mac, now);
         let info = ClientInfo::from_request(req);
         let s = &self.settings;
-        let d = decide(&info, &s.policy, &history);
+        let d = decide(&info, self.policy(sid), &history);
         if d.kind == DecisionKind::NotPxe {
             return Outcome::ignored(d.reason);
         }

@@ -42,6 +42,21 @@ impl Lab {
     pub fn ip(&self, host: u8) -> Ipv4Addr {
         Ipv4Addr::new(10, self.n, 0, host)
     }
+    /// A second client link into the server namespace: `<tag>b0` there with `10.<n>.0.1/24`,
+    /// `<tag>b1` in the returned namespace `<tag>bc`.
+    pub fn second_link(&self, n: u8) -> Netns {
+        let cli = Netns::new(&format!("{}bc", self.tag));
+        let (a, b) = (format!("{}b0", self.tag), format!("{}b1", self.tag));
+        let (ok, out) = run(Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]));
+        assert!(ok, "veth: {out}");
+        for (dev, ns) in [(&a, &self.srv), (&b, &cli)] {
+            let (ok, out) = run(Command::new("ip").args(["link", "set", dev, "netns", &ns.name]));
+            assert!(ok, "{out}");
+            ns.exec_ok(&["ip", "link", "set", dev, "up"]);
+        }
+        self.srv.exec_ok(&["ip", "addr", "add", &format!("10.{n}.0.1/24"), "dev", &a]);
+        cli
+    }
 }
 
 /// Starts `ferroboot serve --config <cfg>` in `ns` and waits for the DHCP service.
@@ -93,6 +108,7 @@ pub fn message(mt: u8, mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr, opts: &[(u8, &[
 /// (code → value) of a reply, plus yiaddr, siaddr and the `file` field.
 pub struct Parsed {
     pub yiaddr: Ipv4Addr,
+    pub siaddr: Ipv4Addr,
     pub src: Ipv4Addr,
     pub file: String,
     pub opts: Vec<(u8, Vec<u8>)>,
@@ -108,7 +124,7 @@ pub fn parse(buf: &[u8], src: Ipv4Addr) -> Option<Parsed> {
     let p = ferroboot::dhcp::wire::Packet::new_checked(buf).ok()?;
     let opts = p.options().filter_map(Result::ok).map(|(c, v)| (c, v.to_vec())).collect();
     let file = String::from_utf8_lossy(ferroboot::dhcp::wire::c_str(p.file())).into_owned();
-    Some(Parsed { yiaddr: p.yiaddr(), src, file, opts })
+    Some(Parsed { yiaddr: p.yiaddr(), siaddr: p.siaddr(), src, file, opts })
 }
 
 /// Sends `msg` and collects the replies to `xid` arriving within `wait` (stops early once

@@ -580,3 +580,54 @@ fn firmware_without_client_id_and_the_ipxe_it_loads_share_one_lease() {
     assert_ne!(o.reply.unwrap().yiaddr, a);
     t.assert_unique();
 }
+
+#[test]
+fn without_a_server_address_each_interface_names_itself() {
+    // A multi-homed ProxyDHCP host: the same client on the second interface must be sent to
+    // that interface's address (siaddr and the script URL), not to the first one's.
+    let other = Ipv4Addr::new(192, 168, 7, 1);
+    let on_other =
+        Arrival { ifindex: 3, local_addr: other, subnet: Some((other, 24)), ..arrival(SERVER_PORT) };
+    let mut t = T::new(Mode::Proxy);
+    assert_eq!(t.s.settings().server_address, None);
+    let mut seen = Vec::new();
+    for fixture in [EDK2_DISCOVER, IPXE_DISCOVER] {
+        let o = t.send(fixture);
+        assert_eq!(o.event, Event::ProxyOffered, "{o:?}");
+        let (file, siaddr) =
+            (String::from_utf8(c_str(t.reply(&o).file()).to_vec()).unwrap(), t.reply(&o).siaddr());
+        assert_eq!(siaddr, SID);
+        let o = t.send_at(fixture, on_other);
+        assert_eq!(o.event, Event::ProxyOffered, "{o:?}");
+        assert_eq!(o.reply.unwrap().server_id, other);
+        let p = t.reply(&o);
+        assert_eq!(p.siaddr(), other);
+        let want = file.replace("10.9.0.1", "192.168.7.1");
+        assert_eq!(String::from_utf8(c_str(p.file()).to_vec()).unwrap(), want);
+        seen.push(want);
+    }
+    assert!(seen.iter().any(|f| f.starts_with("http://192.168.7.1:8080/")), "{seen:?}");
+    assert_eq!(t.s.policy(other).server, other);
+    assert_eq!(t.s.policy(SID).server, SID);
+
+    // A configured address is used whatever the interface.
+    let mut s = settings(Mode::Proxy);
+    s.server_address = Some(SID);
+    let mut t = T { s: Server::new(s, t.now, 1_700_000_000).unwrap(), now: t.now, out: t.out };
+    let o = t.send_at(IPXE_DISCOVER, on_other);
+    assert_eq!((o.reply.unwrap().server_id, t.reply(&o).siaddr()), (SID, SID));
+    assert_eq!(t.s.policy(other).server, SID);
+}
+
+#[test]
+fn local_policies_are_bounded() {
+    let mut t = T::new(Mode::Proxy);
+    for i in 0..(MAX_LOCAL_POLICIES as u8 + 4) {
+        let a = Ipv4Addr::new(172, 16, i, 1);
+        let o = t
+            .send_at(EDK2_DISCOVER, Arrival { local_addr: a, subnet: Some((a, 24)), ..arrival(SERVER_PORT) });
+        assert_eq!(o.event, Event::ProxyOffered);
+        let want = if usize::from(i) < MAX_LOCAL_POLICIES { a } else { SID };
+        assert_eq!(t.s.policy(a).server, want, "{a}");
+    }
+}
