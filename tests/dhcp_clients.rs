@@ -1,9 +1,9 @@
 //! The real binary against real DHCP clients, each test in network namespaces it creates and
 //! removes: busybox udhcpc and ISC dhclient get, renew and release leases (and a reservation
-//! its fixed address and hostname), nmap's broadcast-dhcp-discover sees the offer, a relayed
-//! client through ISC dhcrelay gets a lease, and ProxyDHCP beside dnsmasq hands out only the
-//! boot file, naming on each link of a multi-homed host the address that link reaches. Needs
-//! root; under CI=true a missing tool or root is a failure.
+//! its fixed address and hostname), nmap's broadcast-dhcp-discover sees the offer, relayed
+//! clients of two subnets get leases of their own subnet through ISC dhcrelay, and ProxyDHCP
+//! beside dnsmasq hands out only the boot file, naming on each link of a multi-homed host the
+//! address that link reaches. Needs root; under CI=true a missing tool or root is a failure.
 
 mod common;
 mod dhcp_common;
@@ -187,30 +187,35 @@ fn nmap_broadcast_dhcp_discover_sees_our_offer() {
 }
 
 #[test]
-fn relayed_client_gets_a_lease_through_dhcrelay() {
+fn relayed_clients_get_leases_of_their_own_subnet_through_dhcrelay() {
     if !require_root() || !require("dhcrelay", "isc-dhcp-relay") || !require("udhcpc", "udhcpc") {
         return;
     }
-    // client --(10.85.0.0/24, the pool)-- relay --(10.84.0.0/24)-- server
+    // client  --(10.85.0.0/24, [dhcp])----- relay --(10.84.0.0/24)-- server
+    // client2 --(10.86.0.0/24, [[dhcp.pools]])-'
     let lab = Lab::new("fbdr", 84);
     let relay = Netns::new("fbdrr");
+    let cli2 = Netns::new("fbdrc2");
     let run_ok = |args: &[&str]| {
         let (ok, out) = run(Command::new("ip").args(args));
         assert!(ok, "{args:?}: {out}");
     };
-    // Re-home the client end of the lab veth into the relay namespace, add a client link.
+    // Re-home the client end of the lab veth into the relay namespace, add the client links.
     run_ok(&["-n", &lab.cli.name, "link", "set", &lab.cli_if(), "netns", &relay.name]);
     relay.exec_ok(&["ip", "link", "set", &lab.cli_if(), "up"]);
     relay.exec_ok(&["ip", "addr", "add", "10.84.0.2/24", "dev", &lab.cli_if()]);
-    let _ = Command::new("ip").args(["link", "del", "fbdrx0"]).stderr(Stdio::null()).status();
-    run_ok(&["link", "add", "fbdrx0", "type", "veth", "peer", "name", "fbdrx1"]);
-    run_ok(&["link", "set", "fbdrx0", "netns", &relay.name]);
-    run_ok(&["link", "set", "fbdrx1", "netns", &lab.cli.name]);
-    relay.exec_ok(&["ip", "link", "set", "fbdrx0", "up"]);
-    relay.exec_ok(&["ip", "addr", "add", "10.85.0.1/24", "dev", "fbdrx0"]);
+    for (x, ns, net) in [("fbdrx", &lab.cli, 85), ("fbdry", &cli2, 86)] {
+        let (a, b) = (format!("{x}0"), format!("{x}1"));
+        let _ = Command::new("ip").args(["link", "del", &a]).stderr(Stdio::null()).status();
+        run_ok(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+        run_ok(&["link", "set", &a, "netns", &relay.name]);
+        run_ok(&["link", "set", &b, "netns", &ns.name]);
+        relay.exec_ok(&["ip", "link", "set", &a, "up"]);
+        relay.exec_ok(&["ip", "addr", "add", &format!("10.{net}.0.1/24"), "dev", &a]);
+        ns.exec_ok(&["ip", "link", "set", &b, "up"]);
+        lab.srv.exec_ok(&["ip", "route", "add", &format!("10.{net}.0.0/24"), "via", "10.84.0.2"]);
+    }
     relay.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    lab.cli.exec_ok(&["ip", "link", "set", "fbdrx1", "up"]);
-    lab.srv.exec_ok(&["ip", "route", "add", "10.85.0.0/24", "via", "10.84.0.2"]);
     let scratch = Scratch::new();
     let text = format!(
         r#"root = "{}"
@@ -222,6 +227,11 @@ netmask = "255.255.255.0"
 range = {{ start = "10.85.0.100", end = "10.85.0.120" }}
 router = "10.85.0.1"
 lease_time = 120
+[[dhcp.pools]]
+subnet = "10.86.0.0"
+netmask = "255.255.255.0"
+range = {{ start = "10.86.0.50", end = "10.86.0.60" }}
+router = "10.86.0.1"
 [tftp]
 enabled = false
 [http]
@@ -232,9 +242,17 @@ enabled = false
     );
     let cfg = scratch.path("relay.toml");
     std::fs::write(&cfg, text).unwrap();
+    // Prints what udhcpc got: the address and the router.
+    let script = scratch.path("print.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = bound ] && echo \"bound ip=$ip router=$router\"\nexit 0\n",
+    )
+    .unwrap();
+    run_ok(&["netns", "exec", &relay.name, "chmod", "+x", script.to_str().unwrap()]);
     let mut srv = start(&cfg, &lab.srv.name);
     let mut dhcrelay = Command::new("ip")
-        .args(["netns", "exec", &relay.name, "dhcrelay", "-4", "-d", "-id", "fbdrx0", "-iu"])
+        .args(["netns", "exec", &relay.name, "dhcrelay", "-4", "-d", "-id", "fbdrx0", "-id", "fbdry0", "-iu"])
         .arg(lab.cli_if())
         .arg("10.84.0.1")
         .stdout(Stdio::null())
@@ -242,14 +260,20 @@ enabled = false
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let (ok, out) =
-        lab.cli.exec(&["timeout", "20", "udhcpc", "-f", "-q", "-n", "-i", "fbdrx1", "-s", "/bin/true"]);
+    let dhcp = |ns: &Netns, dev: &str| {
+        ns.exec(&["timeout", "20", "udhcpc", "-f", "-q", "-n", "-i", dev, "-s", script.to_str().unwrap()])
+    };
+    let (ok1, out1) = dhcp(&lab.cli, "fbdrx1");
+    let (ok2, out2) = dhcp(&cli2, "fbdry1");
     let _ = dhcrelay.kill();
     let _ = dhcrelay.wait();
-    assert!(ok, "udhcpc through the relay: {out}");
-    assert!(out.contains("lease of 10.85.0.1"), "{out}");
+    assert!(ok1, "udhcpc through the relay: {out1}");
+    assert!(out1.contains("bound ip=10.85.0.1") && out1.contains("router=10.85.0.1\n"), "{out1}");
     let line = srv.wait_for("ACK 10.85.0.1", Duration::from_secs(5));
     assert!(line.contains("SELECTING"), "{line}");
+    assert!(ok2, "udhcpc on the second subnet: {out2}");
+    assert!(out2.contains("bound ip=10.86.0.5") && out2.contains("router=10.86.0.1\n"), "{out2}");
+    srv.wait_for("ACK 10.86.0.5", Duration::from_secs(5));
     srv.stop();
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use ferroboot::config::{DhcpConfig, DhcpMode};
+use ferroboot::config::{DhcpConfig, DhcpMode, PoolConfig};
 use ferroboot::dhcp::pxe::{Mode, PolicyConfig};
 use ferroboot::dhcp::server::{Arrival, Reservation, Server, ServerSettings};
 use ferroboot::dhcp::wire::{BOOTREPLY, Packet};
@@ -26,6 +26,15 @@ fn server(mode: Mode, now: Instant) -> Server {
         range: Some((Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 17))),
         router: Some(SID),
         domain_name: Some("fuzz".into()),
+        // A relayed subnet too, so pool selection (giaddr, ciaddr, link) is fuzzed.
+        pools: vec![PoolConfig {
+            subnet: Ipv4Addr::new(10, 0, 1, 0),
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            range: (Ipv4Addr::new(10, 0, 1, 10), Ipv4Addr::new(10, 0, 1, 13)),
+            router: Some(Ipv4Addr::new(10, 0, 1, 1)),
+            broadcast: None,
+            domain_name_servers: None,
+        }],
         ..DhcpConfig::default()
     };
     let mut s = ServerSettings::new(mode, dhcp, PolicyConfig::new(mode, SID, 8080));
@@ -72,7 +81,13 @@ fuzz_target!(|data: &[u8]| {
                 if mode == 1 {
                     assert_eq!(y, 0, "a ProxyDHCP never offers an address");
                 } else {
-                    assert!(y == 0 || (0x0a00_000a..=0x0a00_0011).contains(&y), "{}", r.yiaddr);
+                    assert!(
+                        y == 0
+                            || (0x0a00_000a..=0x0a00_0011).contains(&y)
+                            || (0x0a00_010a..=0x0a00_010d).contains(&y),
+                        "{}",
+                        r.yiaddr
+                    );
                 }
             }
             let mut by_ip = HashMap::new();

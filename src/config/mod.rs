@@ -129,6 +129,50 @@ pub struct DhcpConfig {
     pub domain_name: Option<String>,
     pub lease_time: Duration,
     pub ipxe_chainload: IpxeChainloadMode,
+    /// Further subnets (`[[dhcp.pools]]`), each with its own range and options; the lease time
+    /// and domain name are the `[dhcp]` ones.
+    pub pools: Vec<PoolConfig>,
+}
+
+/// One `[[dhcp.pools]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    pub subnet: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+    pub range: (Ipv4Addr, Ipv4Addr),
+    pub router: Option<Ipv4Addr>,
+    pub broadcast: Option<Ipv4Addr>,
+    /// `None`: the `[dhcp]` servers.
+    pub domain_name_servers: Option<Vec<Ipv4Addr>>,
+}
+
+impl DhcpConfig {
+    /// Whether `ip` is inside the `[dhcp]` subnet or one of the pools' (any address when no
+    /// subnet is configured at all).
+    pub fn covers(&self, ip: Ipv4Addr) -> bool {
+        let main = match (self.subnet, self.netmask) {
+            (Some(net), Some(mask)) => in_subnet(ip, net, mask),
+            _ => self.pools.is_empty(),
+        };
+        main || self.pools.iter().any(|p| in_subnet(ip, p.subnet, p.netmask))
+    }
+
+    /// The configuration one pool answers with: this one with the pool's network and options.
+    pub fn for_pool(&self, p: &PoolConfig) -> DhcpConfig {
+        DhcpConfig {
+            subnet: Some(p.subnet),
+            netmask: Some(p.netmask),
+            range: Some(p.range),
+            router: p.router,
+            broadcast: p.broadcast,
+            domain_name_servers: p
+                .domain_name_servers
+                .clone()
+                .unwrap_or_else(|| self.domain_name_servers.clone()),
+            pools: Vec::new(),
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for DhcpConfig {
@@ -144,6 +188,7 @@ impl Default for DhcpConfig {
             domain_name: None,
             lease_time: Duration::from_secs(3600),
             ipxe_chainload: IpxeChainloadMode::IfNoHttp,
+            pools: Vec::new(),
         }
     }
 }
@@ -576,11 +621,12 @@ impl Validator<'_> {
                     );
                 }
                 if let (Some(net), Some(mask)) = (c.dhcp.subnet, c.dhcp.netmask) {
-                    if !in_subnet(ip, net, mask) {
+                    if !c.dhcp.covers(ip) {
+                        let more = if c.dhcp.pools.is_empty() { "" } else { " and every dhcp.pools subnet" };
                         self.err(
                             ipspan,
                             &format!("{key}.ip_address"),
-                            format!("{ip} is outside subnet {net}/{mask}"),
+                            format!("{ip} is outside subnet {net}/{mask}{more}"),
                         );
                     }
                 }
@@ -704,10 +750,7 @@ impl Validator<'_> {
         c.subnet = self.opt_ip(&d.subnet, "dhcp.subnet");
         c.netmask = self.opt_ip(&d.netmask, "dhcp.netmask");
         if let (Some(m), Some(span)) = (c.netmask, d.netmask.as_ref().map(|s| s.span())) {
-            let bits = u32::from(m);
-            if bits.leading_ones() + bits.trailing_zeros() != 32 {
-                self.err(span, "dhcp.netmask", format!("{m} is not a contiguous netmask"));
-            }
+            self.contiguous(m, span, "dhcp.netmask");
         }
         c.broadcast = self.opt_ip(&d.broadcast, "dhcp.broadcast");
         c.router = self.opt_ip(&d.router, "dhcp.router");
@@ -741,6 +784,11 @@ impl Validator<'_> {
                 c.range = Some((s, e));
             }
         }
+        for (i, p) in d.pools.iter().enumerate() {
+            if let Some(pool) = self.pool(p, i, &c) {
+                c.pools.push(pool);
+            }
+        }
         if c.mode == DhcpMode::Server {
             let span = d.mode.as_ref().map(|m| m.span()).unwrap_or(0..0);
             for (missing, key) in [
@@ -754,6 +802,69 @@ impl Validator<'_> {
             }
         }
         c
+    }
+
+    fn contiguous(&mut self, m: Ipv4Addr, span: std::ops::Range<usize>, key: &str) {
+        let bits = u32::from(m);
+        if bits.leading_ones() + bits.trailing_zeros() != 32 {
+            self.err(span, key, format!("{m} is not a contiguous netmask"));
+        }
+    }
+
+    /// One `[[dhcp.pools]]` entry: a contiguous netmask, the range inside the subnet, and a subnet
+    /// that overlaps neither `[dhcp]`'s nor an earlier pool's.
+    fn pool(&mut self, p: &S<raw::RawPool>, i: usize, c: &DhcpConfig) -> Option<PoolConfig> {
+        let k = |f: &str| format!("dhcp.pools[{i}].{f}");
+        let r = p.get_ref();
+        let subnet = self.ip(&r.subnet, &k("subnet"));
+        let netmask = self.ip(&r.netmask, &k("netmask"));
+        if let Some(m) = netmask {
+            self.contiguous(m, r.netmask.span(), &k("netmask"));
+        }
+        let start = self.ip(&r.range.get_ref().start, &k("range.start"));
+        let end = self.ip(&r.range.get_ref().end, &k("range.end"));
+        let router = self.opt_ip(&r.router, &k("router"));
+        let broadcast = self.opt_ip(&r.broadcast, &k("broadcast"));
+        let dns = r.domain_name_servers.as_ref().map(|v| {
+            v.iter()
+                .enumerate()
+                .filter_map(|(j, s)| self.ip(s, &k(&format!("domain_name_servers[{j}]"))))
+                .collect()
+        });
+        let (subnet, netmask, start, end) = (subnet?, netmask?, start?, end?);
+        let mut ok = true;
+        if u32::from(start) > u32::from(end) {
+            self.err(r.range.span(), &k("range"), format!("start {start} is after end {end}"));
+            ok = false;
+        }
+        for (ip, f) in [(start, "range.start"), (end, "range.end")] {
+            if !in_subnet(ip, subnet, netmask) {
+                self.err(r.range.span(), &k(f), format!("{ip} is outside subnet {subnet}/{netmask}"));
+                ok = false;
+            }
+        }
+        let overlaps = |net: Ipv4Addr, mask: Ipv4Addr| {
+            let m = u32::from(mask) & u32::from(netmask);
+            u32::from(net) & m == u32::from(subnet) & m
+        };
+        let main = c.subnet.zip(c.netmask).filter(|&(n, m)| overlaps(n, m));
+        let earlier = c.pools.iter().map(|q| (q.subnet, q.netmask)).find(|&(n, m)| overlaps(n, m));
+        if let Some((n, m)) = main.or(earlier) {
+            self.err(r.subnet.span(), &k("subnet"), format!("{subnet}/{netmask} overlaps {n}/{m}"));
+            ok = false;
+        }
+        if c.mode == DhcpMode::Server && (c.subnet.is_none() || c.netmask.is_none()) {
+            self.err(p.span(), &k("subnet"), "dhcp.pools needs the [dhcp] subnet, netmask and range as well");
+            ok = false;
+        }
+        ok.then_some(PoolConfig {
+            subnet,
+            netmask,
+            range: (start, end),
+            router,
+            broadcast,
+            domain_name_servers: dns,
+        })
     }
 
     fn tftp(&mut self, t: &raw::RawTftp, c: &mut TftpConfig) {

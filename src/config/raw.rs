@@ -40,6 +40,20 @@ pub struct RawDhcp {
     pub domain_name: Option<S<String>>,
     pub lease_time: Option<S<i64>>,
     pub ipxe_chainload: Option<S<String>>,
+    #[serde(default)]
+    pub pools: Vec<S<RawPool>>,
+}
+
+/// A further subnet (`[[dhcp.pools]]`), reached through a relay or another interface.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub subnet: S<String>,
+    pub netmask: S<String>,
+    pub range: S<RawRange>,
+    pub router: Option<S<String>>,
+    pub broadcast: Option<S<String>>,
+    pub domain_name_servers: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -212,3 +212,54 @@ fn boot_paths_take_only_word_placeholders() {
     assert!(e.0[0].message.contains("unknown placeholder {arh}"), "{e}");
     assert!(parse("[profiles.a]\nkernel = \"${x}/k\"\n").is_err(), "iPXE settings are not for paths");
 }
+
+#[test]
+fn further_pools_are_parsed_and_checked() {
+    let base = r#"
+[dhcp]
+mode = "server"
+subnet = "10.0.100.0"
+netmask = "255.255.255.0"
+range = { start = "10.0.100.100", end = "10.0.100.200" }
+domain_name_servers = ["10.0.100.1"]
+"#;
+    let good = format!(
+        "{base}[[dhcp.pools]]\nsubnet = \"10.0.101.0\"\nnetmask = \"255.255.255.0\"\n\
+         range = {{ start = \"10.0.101.10\", end = \"10.0.101.20\" }}\nrouter = \"10.0.101.1\"\n\
+         [nodes.\"52:54:00:12:34:56\"]\nip_address = \"10.0.101.5\"\n"
+    );
+    let c = parse(&good).unwrap();
+    let p = &c.dhcp.pools[0];
+    assert_eq!(
+        (p.subnet, p.router, p.domain_name_servers.clone()),
+        (Ipv4Addr::new(10, 0, 101, 0), Some(Ipv4Addr::new(10, 0, 101, 1)), None)
+    );
+    assert!(c.dhcp.covers(Ipv4Addr::new(10, 0, 101, 5)) && !c.dhcp.covers(Ipv4Addr::new(10, 0, 102, 5)));
+    let pc = c.dhcp.for_pool(p);
+    assert_eq!(
+        (pc.subnet, pc.range, pc.domain_name_servers.clone()),
+        (Some(p.subnet), Some(p.range), vec![Ipv4Addr::new(10, 0, 100, 1)])
+    );
+    assert_eq!(pc.lease_time, c.dhcp.lease_time);
+
+    // Overlapping the main subnet (line 9), a range outside the pool (line 15), a broken mask,
+    // an address in no subnet at all, an unknown field.
+    let bad = format!(
+        "{base}[[dhcp.pools]]\nsubnet = \"10.0.100.128\"\nnetmask = \"255.255.255.128\"\n\
+         range = {{ start = \"10.0.100.130\", end = \"10.0.100.140\" }}\n\
+         [[dhcp.pools]]\nsubnet = \"10.0.102.0\"\nnetmask = \"255.255.255.0\"\n\
+         range = {{ start = \"10.0.102.10\", end = \"10.0.103.20\" }}\n\
+         [[dhcp.pools]]\nsubnet = \"10.0.104.0\"\nnetmask = \"255.0.255.0\"\n\
+         range = {{ start = \"10.0.104.10\", end = \"10.0.104.20\" }}\n\
+         [nodes.\"52:54:00:12:34:56\"]\nip_address = \"10.0.105.5\"\n"
+    );
+    let e = parse(&bad).unwrap_err();
+    let keys: Vec<(&str, usize)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert!(keys.contains(&("dhcp.pools[0].subnet", 9)), "{e}");
+    assert!(keys.contains(&("dhcp.pools[1].range.end", 15)), "{e}");
+    assert!(keys.contains(&("dhcp.pools[2].netmask", 18)), "{e}");
+    assert!(keys.iter().any(|(k, _)| k.ends_with("ip_address")), "{e}");
+    assert!(e.to_string().contains("overlaps 10.0.100.0/255.255.255.0"), "{e}");
+    let e = parse(&format!("{base}[[dhcp.pools]]\nsubnet = \"10.0.101.0\"\nnetmask = \"255.255.255.0\"\nrange = {{ start = \"10.0.101.1\", end = \"10.0.101.2\" }}\nroutr = \"x\"\n")).unwrap_err();
+    assert!(e.to_string().contains("unknown field"), "{e}");
+}

@@ -611,7 +611,10 @@ impl Service for DhcpService {
         self.status.dhcp.set(ServiceState::Running);
         let s = &self.settings.server;
         let what = match (s.mode, s.dhcp.range) {
-            (Mode::Server, Some((a, b))) => format!("server, pool {a}-{b}"),
+            (Mode::Server, Some((a, b))) => {
+                let more = s.dhcp.pools.iter().map(|p| format!(", {}-{}", p.range.0, p.range.1));
+                format!("server, pool {a}-{b}{}", more.collect::<String>())
+            }
             (Mode::Server, None) => "server".to_string(),
             (Mode::Proxy, _) => format!("proxy, also on :{}", self.settings.proxy_port),
         };

@@ -280,16 +280,49 @@ fn prefix_mask(prefix: u8) -> Ipv4Addr {
     Ipv4Addr::from(if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) })
 }
 
-/// The server state.
+/// One subnet: its network, range (inclusive) and allocation cursor as numbers, and the options
+/// its clients get.
 #[derive(Debug)]
-pub struct Server {
-    settings: ServerSettings,
-    /// Pool subnet, netmask and range (inclusive), as numbers; zeros in proxy mode.
+struct Pool {
     net: u32,
     mask: u32,
     start: u32,
     end: u32,
     cursor: u32,
+    cfg: DhcpConfig,
+}
+
+impl Pool {
+    fn new(cfg: DhcpConfig) -> Result<Pool, SettingsError> {
+        let (Some(n), Some(m), Some((s, e))) = (cfg.subnet, cfg.netmask, cfg.range) else {
+            return Err(SettingsError::MissingPool);
+        };
+        if !in_net(s, n, m) || !in_net(e, n, m) || u32::from(s) > u32::from(e) {
+            return Err(SettingsError::RangeOutsideSubnet);
+        }
+        let (net, mask) = (u32::from(n) & u32::from(m), u32::from(m));
+        Ok(Pool { net, mask, start: u32::from(s), end: u32::from(e), cursor: 0, cfg })
+    }
+
+    /// A host address of the subnet (not its network or broadcast address).
+    fn has_host(&self, ip: Ipv4Addr) -> bool {
+        let v = u32::from(ip);
+        v & self.mask == self.net && v != self.net && v != self.net | !self.mask
+    }
+
+    fn size(&self) -> usize {
+        (self.end - self.start) as usize + 1
+    }
+}
+
+/// The server state.
+#[derive(Debug)]
+pub struct Server {
+    settings: ServerSettings,
+    /// The `[dhcp]` pool first, then `[[dhcp.pools]]`; none in proxy mode.
+    pools: Vec<Pool>,
+    /// The pool of the request being handled (see [`Server::select_pool`]).
+    active: usize,
     by_ip: HashMap<Ipv4Addr, Binding>,
     by_key: HashMap<ClientKey, Ipv4Addr>,
     reserved_by_mac: HashMap<[u8; 6], usize>,
@@ -313,19 +346,15 @@ impl Server {
     /// A server with an empty lease table. `epoch`/`epoch_unix` pin the monotonic clock to wall
     /// time (for journal expiry times): the same instant in both.
     pub fn new(settings: ServerSettings, epoch: Instant, epoch_unix: u64) -> Result<Server, SettingsError> {
-        let (mut net, mut mask, mut start, mut end) = (0, 0, 0, 0);
+        let mut pools = Vec::new();
         if settings.mode == Mode::Server {
-            let (Some(n), Some(m), Some((s, e))) =
-                (settings.dhcp.subnet, settings.dhcp.netmask, settings.dhcp.range)
-            else {
-                return Err(SettingsError::MissingPool);
-            };
-            if !in_net(s, n, m) || !in_net(e, n, m) || u32::from(s) > u32::from(e) {
-                return Err(SettingsError::RangeOutsideSubnet);
+            let main = DhcpConfig { pools: Vec::new(), ..settings.dhcp.clone() };
+            pools.push(Pool::new(main)?);
+            for p in &settings.dhcp.pools {
+                pools.push(Pool::new(settings.dhcp.for_pool(p))?);
             }
-            (net, mask, start, end) = (u32::from(n) & u32::from(m), u32::from(m), u32::from(s), u32::from(e));
         }
-        let size = (end - start) as usize + 1;
+        let size: usize = pools.iter().map(Pool::size).sum::<usize>().max(1);
         let cap = (size + settings.reservations.len() + 16).min(1 << 20);
         let mut reserved_by_mac = HashMap::with_capacity(settings.reservations.len());
         let mut reserved_ip = HashMap::with_capacity(settings.reservations.len());
@@ -341,11 +370,8 @@ impl Server {
             history: HashMap::with_capacity(settings.max_history),
             reserved_by_mac,
             reserved_ip,
-            net,
-            mask,
-            start,
-            end,
-            cursor: 0,
+            pools,
+            active: 0,
             epoch,
             epoch_unix,
             stats: ServerStats::default(),
@@ -406,7 +432,7 @@ impl Server {
     pub fn restore(&mut self, records: &[LeaseRecord]) -> usize {
         let mut n = 0;
         for r in records {
-            if !self.in_subnet(r.ip) {
+            if self.pool_of(r.ip).is_none() {
                 continue;
             }
             let state = match r.kind {
@@ -470,16 +496,40 @@ impl Server {
         Some(b)
     }
 
+    /// The pool whose subnet has `ip` as a host address.
+    fn pool_of(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.pools.iter().position(|p| p.has_host(ip))
+    }
+
+    /// A host address of the active pool's subnet.
     fn in_subnet(&self, ip: Ipv4Addr) -> bool {
-        let v = u32::from(ip);
-        self.settings.mode == Mode::Server
-            && v & self.mask == self.net
-            && v != self.net
-            && v != self.net | !self.mask
+        self.pools.get(self.active).is_some_and(|p| p.has_host(ip))
     }
 
     fn in_range(&self, ip: Ipv4Addr) -> bool {
-        (self.start..=self.end).contains(&u32::from(ip))
+        self.pools.get(self.active).is_some_and(|p| (p.start..=p.end).contains(&u32::from(ip)))
+    }
+
+    /// The pool a request is for: the relay's (giaddr), else the one holding the address a
+    /// configured client renews or releases from (ciaddr: a relayed client unicasts those to us
+    /// directly), else the one of the link it arrived on (any prefix overlap), else, when the
+    /// link is unknown, the first.
+    fn select_pool(&self, req: &Request<'_>, arrival: &Arrival) -> Result<usize, &'static str> {
+        if !req.giaddr.is_unspecified() {
+            return self.pool_of(req.giaddr).ok_or("relayed from a giaddr outside every pool's subnet");
+        }
+        if let Some(i) = (!req.ciaddr.is_unspecified()).then(|| self.pool_of(req.ciaddr)).flatten() {
+            return Ok(i);
+        }
+        let Some((addr, prefix)) = arrival.subnet else { return Ok(0) };
+        // The shorter of the two prefixes: either network may contain the other.
+        self.pools
+            .iter()
+            .position(|p| {
+                let m = u32::from(prefix_mask(prefix)) & p.mask;
+                u32::from(addr) & m == p.net & m
+            })
+            .ok_or("arrived on a link outside every pool's subnet")
     }
 
     fn reservation(&self, mac: Option<[u8; 6]>) -> Option<&Reservation> {
@@ -538,16 +588,17 @@ impl Server {
                 return Ok(ip);
             }
         }
-        let size = self.end - self.start + 1;
+        let Some(p) = self.pools.get(self.active) else { return Err("no pool") };
+        let (start, size, cursor) = (p.start, p.end - p.start + 1, p.cursor);
         let mut expired = None;
         for i in 0..size {
-            let off = (self.cursor.wrapping_add(i)) % size;
-            let ip = Ipv4Addr::from(self.start + off);
+            let off = (cursor.wrapping_add(i)) % size;
+            let ip = Ipv4Addr::from(start + off);
             if !self.available(ip, key, mac, sid, now) {
                 continue;
             }
             if !self.by_ip.contains_key(&ip) {
-                self.cursor = off.wrapping_add(1) % size;
+                self.pools[self.active].cursor = off.wrapping_add(1) % size;
                 return Ok(ip);
             }
             if expired.is_none() {
@@ -655,16 +706,9 @@ impl Server {
         if sid.is_unspecified() || sid.is_broadcast() {
             return Outcome::ignored("no local address to answer from on this interface");
         }
-        if req.giaddr.is_unspecified() {
-            if let Some((addr, prefix)) = arrival.subnet {
-                // The shorter of the two prefixes: either network may contain the other.
-                let m = u32::from(prefix_mask(prefix)) & self.mask;
-                if u32::from(addr) & m != self.net & m {
-                    return Outcome::ignored("arrived on a link outside the pool's subnet");
-                }
-            }
-        } else if !self.in_subnet(req.giaddr) {
-            return Outcome::ignored("relayed from a giaddr outside the pool's subnet");
+        match self.select_pool(req, arrival) {
+            Ok(i) => self.active = i,
+            Err(reason) => return Outcome::ignored(reason),
         }
         if req.chaddr.is_empty() && req.client_id.is_none() {
             return Outcome::ignored("no client identifier and no hardware address");
@@ -945,7 +989,8 @@ impl Server {
         let info = ClientInfo::from_request(req);
         let s = &self.settings;
         let d = decide(&info, self.policy(sid), &history);
-        let mut r = Reply::answering(req, mt).with_network(&s.dhcp);
+        let net = self.pools.get(self.active).map_or(&s.dhcp, |p| &p.cfg);
+        let mut r = Reply::answering(req, mt).with_network(net);
         r.server_id = Some(sid);
         r.yiaddr = yiaddr;
         if event == Event::Informed {

@@ -631,3 +631,78 @@ fn local_policies_are_bounded() {
         assert_eq!(t.s.policy(a).server, want, "{a}");
     }
 }
+
+/// [`settings`] plus a relayed pool 10.20.0.0/24 with two addresses and its own router.
+fn two_pools() -> T {
+    let mut s = settings(Mode::Server);
+    s.dhcp.pools.push(crate::config::PoolConfig {
+        subnet: Ipv4Addr::new(10, 20, 0, 0),
+        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        range: (Ipv4Addr::new(10, 20, 0, 10), Ipv4Addr::new(10, 20, 0, 11)),
+        router: Some(Ipv4Addr::new(10, 20, 0, 1)),
+        broadcast: None,
+        domain_name_servers: None,
+    });
+    let now = Instant::now();
+    T { s: Server::new(s, now, 1_700_000_000).unwrap(), now, out: vec![0; 1500] }
+}
+
+#[test]
+fn each_relay_gets_addresses_and_options_of_its_own_pool() {
+    let mut t = two_pools();
+    let relay = Ipv4Addr::new(10, 20, 0, 1);
+    let o = t.send(&Msg::new(MessageType::Discover, MAC_A, 1).giaddr(relay).done());
+    assert_eq!(o.event, Event::Offered, "{o:?}");
+    let ip = o.reply.unwrap().yiaddr;
+    assert_eq!(ip, Ipv4Addr::new(10, 20, 0, 10));
+    assert_eq!(o.reply.unwrap().delivery, Delivery::Relay(relay));
+    assert_eq!(t.opt(&o, code::ROUTER), Some(relay.octets().to_vec()));
+    assert_eq!(t.opt(&o, code::SUBNET_MASK), Some(vec![255, 255, 255, 0]));
+    assert_eq!(t.opt(&o, code::DNS_SERVERS), Some(SID.octets().to_vec()), "inherited from [dhcp]");
+    let req = Msg::new(MessageType::Request, MAC_A, 1)
+        .giaddr(relay)
+        .ip(code::SERVER_ID, SID)
+        .ip(code::REQUESTED_IP, ip);
+    assert_eq!(t.send(&req.done()).event, Event::Acked);
+    // Its renewal comes unicast, straight to us on our own link: still its pool.
+    let o = t.send(&Msg::new(MessageType::Request, MAC_A, 2).ciaddr(ip).done());
+    assert_eq!((o.event, o.reply.unwrap().yiaddr), (Event::Acked, ip), "{o:?}");
+    assert_eq!(t.opt(&o, code::ROUTER), Some(relay.octets().to_vec()));
+    // A client on our own link gets the [dhcp] pool and its router.
+    let o = t.send(&Msg::new(MessageType::Discover, MAC_B, 3).done());
+    assert!((100..=103).contains(&o.reply.unwrap().yiaddr.octets()[3]), "{o:?}");
+    assert_eq!(o.reply.unwrap().yiaddr.octets()[..3], [10, 9, 0]);
+    assert_eq!(t.opt(&o, code::ROUTER), Some(SID.octets().to_vec()));
+    // Each pool runs out on its own: the relayed pool has two addresses.
+    let mac_c = [2, 0, 0, 0, 0, 0xc];
+    assert_eq!(t.send(&Msg::new(MessageType::Discover, mac_c, 4).giaddr(relay).done()).event, Event::Offered);
+    let o = t.send(&Msg::new(MessageType::Discover, [2, 0, 0, 0, 0, 0xd], 5).giaddr(relay).done());
+    assert_eq!(o.event, Event::PoolExhausted, "{o:?}");
+    // A relay of a subnet we do not serve is ignored.
+    let o = t.send(&Msg::new(MessageType::Discover, MAC_B, 6).giaddr(Ipv4Addr::new(10, 30, 0, 1)).done());
+    assert_eq!((o.event, o.reason), (Event::Ignored, "relayed from a giaddr outside every pool's subnet"));
+    // The same machine moved to our own link: a new address there, its old one freed.
+    let o = t.send(&Msg::new(MessageType::Discover, MAC_A, 7).done());
+    assert_eq!(o.reply.unwrap().yiaddr.octets()[..3], [10, 9, 0], "{o:?}");
+    t.assert_unique();
+}
+
+#[test]
+fn restore_keeps_leases_of_every_pool() {
+    let mut t = two_pools();
+    let rec = |ip: Ipv4Addr, mac: [u8; 6]| LeaseRecord {
+        kind: RecordKind::Lease,
+        ip,
+        expires: 1_700_000_000 + 600,
+        mac,
+        key: ClientKey::new(None, 1, &mac),
+    };
+    let records = [
+        rec(Ipv4Addr::new(10, 9, 0, 100), MAC_A),
+        rec(Ipv4Addr::new(10, 20, 0, 11), MAC_B),
+        rec(Ipv4Addr::new(10, 30, 0, 5), [2, 0, 0, 0, 0, 0xe]),
+    ];
+    assert_eq!(t.s.restore(&records), 2, "the record outside every subnet is skipped");
+    let o = t.send(&Msg::new(MessageType::Discover, MAC_B, 1).giaddr(Ipv4Addr::new(10, 20, 0, 1)).done());
+    assert_eq!(o.reply.unwrap().yiaddr, Ipv4Addr::new(10, 20, 0, 11), "its restored lease");
+}
