@@ -574,6 +574,8 @@ impl Server {
         if let Some(ip) = self.reservation(mac).and_then(|r| r.ip) {
             return if self.available(ip, key, mac, sid, now) {
                 Ok(ip)
+            } else if !self.in_subnet(ip) {
+                Err("reserved address is not on the subnet the client is on")
             } else {
                 Err("reserved address is still leased to another client")
             };

@@ -703,6 +703,12 @@ fn restore_keeps_leases_of_every_pool() {
         rec(Ipv4Addr::new(10, 30, 0, 5), [2, 0, 0, 0, 0, 0xe]),
     ];
     assert_eq!(t.s.restore(&records), 2, "the record outside every subnet is skipped");
+    // MAC_R's reservation is on our own link: relayed from the other subnet it gets nothing.
+    let o = t.send(&Msg::new(MessageType::Discover, MAC_R, 2).giaddr(Ipv4Addr::new(10, 20, 0, 1)).done());
+    assert_eq!(
+        (o.event, o.reason),
+        (Event::PoolExhausted, "reserved address is not on the subnet the client is on")
+    );
     let o = t.send(&Msg::new(MessageType::Discover, MAC_B, 1).giaddr(Ipv4Addr::new(10, 20, 0, 1)).done());
     assert_eq!(o.reply.unwrap().yiaddr, Ipv4Addr::new(10, 20, 0, 11), "its restored lease");
 }
