@@ -426,7 +426,7 @@ impl Server {
         }
     }
 
-    /// Loads the live records of a replayed journal. Records outside the subnet are skipped;
+    /// Loads the live records of a replayed journal. Records outside every pool are skipped;
     /// a record for an address already bound to another client is skipped too (so a damaged
     /// journal can never make two clients share one address).
     pub fn restore(&mut self, records: &[LeaseRecord]) -> usize {
