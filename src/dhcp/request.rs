@@ -228,4 +228,42 @@ impl<'a> Request<'a> {
     pub fn requests(&self, code: u8) -> bool {
         self.parameter_list.is_some_and(|l| l.contains(&code))
     }
+
+    /// The client's subnet as a relay names it apart from giaddr: the link-selection
+    /// sub-option (5) of option 82 (RFC 3527), for relays whose giaddr is not on the client's
+    /// link. Sub-options that run past the option end the search.
+    pub fn link_selection(&self) -> Option<Ipv4Addr> {
+        SubOptions::find(self.relay_agent?, 5).and_then(|v| ip(v).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dhcp::wire::{HEADER_LEN, MAGIC_COOKIE};
+
+    fn with_82(v: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; HEADER_LEN];
+        b[0] = BOOTREQUEST;
+        b[236..240].copy_from_slice(&MAGIC_COOKIE);
+        b.extend_from_slice(&[code::RELAY_AGENT, v.len() as u8]);
+        b.extend_from_slice(v);
+        b.push(255);
+        b
+    }
+
+    fn link(v: &[u8]) -> Option<Ipv4Addr> {
+        let b = with_82(v);
+        Request::parse(&Packet::new_unchecked(&b[..])).unwrap().link_selection()
+    }
+
+    #[test]
+    fn link_selection_is_sub_option_5_of_option_82() {
+        assert_eq!(link(&[1, 2, b'p', b'1', 5, 4, 10, 0, 101, 0]), Some(Ipv4Addr::new(10, 0, 101, 0)));
+        assert_eq!(link(&[5, 4, 10, 0, 101, 0, 1, 1, b'x']), Some(Ipv4Addr::new(10, 0, 101, 0)));
+        assert_eq!(link(&[1, 2, b'p', b'1']), None, "no sub-option 5");
+        assert_eq!(link(&[5, 3, 10, 0, 101]), None, "wrong length");
+        assert_eq!(link(&[1, 9, b'p', 5, 4, 10, 0, 101, 0]), None, "runs past the option");
+        assert_eq!(link(&[1]), None);
+    }
 }

@@ -510,11 +510,20 @@ impl Server {
         self.pools.get(self.active).is_some_and(|p| (p.start..=p.end).contains(&u32::from(ip)))
     }
 
-    /// The pool a request is for: the relay's (giaddr), else the one holding the address a
-    /// configured client renews or releases from (ciaddr: a relayed client unicasts those to us
-    /// directly), else the one of the link it arrived on (any prefix overlap), else, when the
-    /// link is unknown, the first.
+    /// The pool a request is for: the subnet a relay names in its link-selection sub-option
+    /// (RFC 3527), else the relay's (giaddr), else the one holding the address a configured
+    /// client renews or releases from (ciaddr: a relayed client unicasts those to us directly),
+    /// else the one of the link it arrived on (any prefix overlap), else, when the link is
+    /// unknown, the first.
     fn select_pool(&self, req: &Request<'_>, arrival: &Arrival) -> Result<usize, &'static str> {
+        if let Some(link) = req.link_selection() {
+            let v = u32::from(link);
+            return self
+                .pools
+                .iter()
+                .position(|p| v & p.mask == p.net)
+                .ok_or("relay's link selection names a subnet outside every pool");
+        }
         if !req.giaddr.is_unspecified() {
             return self.pool_of(req.giaddr).ok_or("relayed from a giaddr outside every pool's subnet");
         }

@@ -678,6 +678,29 @@ fn each_relay_gets_addresses_and_options_of_its_own_pool() {
     assert_eq!(t.send(&Msg::new(MessageType::Discover, mac_c, 4).giaddr(relay).done()).event, Event::Offered);
     let o = t.send(&Msg::new(MessageType::Discover, [2, 0, 0, 0, 0, 0xd], 5).giaddr(relay).done());
     assert_eq!(o.event, Event::PoolExhausted, "{o:?}");
+    // A relay whose giaddr is on another link names the client's subnet in option 82.5
+    // (RFC 3527); that decides, and the reply still goes to giaddr.
+    let far_relay = Ipv4Addr::new(10, 30, 0, 1);
+    let link = |net: [u8; 4]| [&[1u8, 2, b'p', b'1'][..], &[5, 4], &net].concat();
+    let o = t.send(
+        &Msg::new(MessageType::Discover, [2, 0, 0, 0, 0, 0xf], 8)
+            .giaddr(far_relay)
+            .opt(code::RELAY_AGENT, &link([10, 9, 0, 0]))
+            .done(),
+    );
+    assert_eq!(o.event, Event::Offered, "{o:?}");
+    assert_eq!(o.reply.unwrap().yiaddr.octets()[..3], [10, 9, 0]);
+    assert_eq!(o.reply.unwrap().delivery, Delivery::Relay(far_relay));
+    let o = t.send(
+        &Msg::new(MessageType::Discover, MAC_B, 9)
+            .giaddr(relay)
+            .opt(code::RELAY_AGENT, &link([10, 40, 0, 0]))
+            .done(),
+    );
+    assert_eq!(
+        (o.event, o.reason),
+        (Event::Ignored, "relay's link selection names a subnet outside every pool")
+    );
     // A relay of a subnet we do not serve is ignored.
     let o = t.send(&Msg::new(MessageType::Discover, MAC_B, 6).giaddr(Ipv4Addr::new(10, 30, 0, 1)).done());
     assert_eq!((o.event, o.reason), (Event::Ignored, "relayed from a giaddr outside every pool's subnet"));
