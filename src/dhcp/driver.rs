@@ -69,6 +69,11 @@ pub fn settings_from_config(c: &Config) -> Result<DhcpSettings, String> {
         DhcpMode::Proxy => Mode::Proxy,
         DhcpMode::Off => return Err("DHCP is off".into()),
     };
+    if mode == Mode::Proxy && !c.dhcp.pools.is_empty() {
+        log::warn!(
+            "dhcp: [[dhcp.pools]] is ignored in proxy mode (the site's DHCP server hands out addresses)"
+        );
+    }
     let in_pool = |a: Ipv4Addr| match (c.dhcp.subnet, c.dhcp.netmask) {
         (Some(n), Some(m)) => u32::from(a) & u32::from(m) == u32::from(n) & u32::from(m),
         _ => true,
