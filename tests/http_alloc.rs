@@ -150,25 +150,31 @@ fn serve(t: &http_support::Tree, follow: bool) -> http_support::Server {
     )
 }
 
+/// Rounds counted after the warm-up.
+const N: usize = 200;
+
+/// 20 warm-up rounds, then the allocations made during [`N`] more.
+fn steady_state_allocations(addr: SocketAddr, keep: &mut TcpStream, buf: &mut [u8]) -> u64 {
+    for _ in 0..20 {
+        round(addr, keep, buf);
+    }
+    let before = ALLOCS.load(Ordering::SeqCst);
+    for _ in 0..N {
+        round(addr, keep, buf);
+    }
+    ALLOCS.load(Ordering::SeqCst) - before
+}
+
 #[test]
 fn steady_state_requests_do_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = http_support::tree();
     let s = serve(&t, false);
-    let addr = s.addr;
-    let mut keep = TcpStream::connect(addr).unwrap();
+    let mut keep = TcpStream::connect(s.addr).unwrap();
     let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..20 {
-        round(addr, &mut keep, &mut buf);
-    }
-    let before = ALLOCS.load(Ordering::SeqCst);
-    const N: usize = 200;
-    for _ in 0..N {
-        round(addr, &mut keep, &mut buf);
-    }
-    let after = ALLOCS.load(Ordering::SeqCst);
-    println!("{} requests, {} allocations", N * (REQS.len() + 1), after - before);
-    assert_eq!(after - before, 0, "allocations during {} steady-state requests", N * (REQS.len() + 1));
+    let allocs = steady_state_allocations(s.addr, &mut keep, &mut buf);
+    println!("{} requests, {allocs} allocations", N * (REQS.len() + 1));
+    assert_eq!(allocs, 0, "allocations during {} steady-state requests", N * (REQS.len() + 1));
     drop(keep);
     s.stop();
 }
@@ -180,24 +186,10 @@ fn steady_state_requests_of_a_followed_node_do_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = http_support::tree();
     let s = serve(&t, true);
-    let addr = s.addr;
-    let mut keep = TcpStream::connect(addr).unwrap();
+    let mut keep = TcpStream::connect(s.addr).unwrap();
     let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..20 {
-        round(addr, &mut keep, &mut buf);
-    }
-    let before = ALLOCS.load(Ordering::SeqCst);
-    const N: usize = 200;
-    for _ in 0..N {
-        round(addr, &mut keep, &mut buf);
-    }
-    let after = ALLOCS.load(Ordering::SeqCst);
-    assert_eq!(
-        after - before,
-        0,
-        "allocations during {} followed steady-state requests",
-        N * (REQS.len() + 1)
-    );
+    let allocs = steady_state_allocations(s.addr, &mut keep, &mut buf);
+    assert_eq!(allocs, 0, "allocations during {} followed steady-state requests", N * (REQS.len() + 1));
     // The lifecycle saw them (read through the API): local after its exit script, and the bytes
     // of every static file of every round.
     keep.write_all(b"GET /api/v1/nodes/52:54:00:12:34:56 HTTP/1.1\r\n\r\n").unwrap();
